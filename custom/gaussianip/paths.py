@@ -1,0 +1,34 @@
+"""Where files are looked up.
+
+Relative paths in configs (``load/...``) are resolved like threestudio does, from the
+current directory, and then from this repository's root, so our CLI works from anywhere
+and threestudio's ``launch.py`` works from the threestudio checkout (``install.sh`` links
+our ``load/`` assets into it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gaussianip.errors import AssetError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# custom/gaussianip -> repository root (valid for the source checkout and editable installs).
+REPO_ROOT = PACKAGE_DIR.parent.parent
+CONFIG_DIR = PACKAGE_DIR / "configs"
+
+
+def resolve_asset(path: str | Path, what: str = "file") -> Path:
+    """Return an existing path for ``path``: as given (absolute, or relative to the current
+    directory), else relative to the repository root. Raise ``AssetError`` naming both."""
+    candidate = Path(path).expanduser()
+    if candidate.exists():
+        return candidate
+    if not candidate.is_absolute():
+        in_repo = REPO_ROOT / candidate
+        if in_repo.exists():
+            return in_repo
+    raise AssetError(
+        f"{what} not found: '{path}' (looked in '{Path.cwd()}' and '{REPO_ROOT}'). "
+        "Check the path, or give an absolute one."
+    )
