@@ -23,9 +23,7 @@ from torch import Tensor
 _GL_TO_CV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
 
 
-def spherical_to_position(
-    elevation_deg: Tensor, azimuth_deg: Tensor, distance: Tensor
-) -> Tensor:
+def spherical_to_position(elevation_deg: Tensor, azimuth_deg: Tensor, distance: Tensor) -> Tensor:
     """Camera position [B, 3] on a sphere around the origin (threestudio's formula)."""
     elev = torch.deg2rad(elevation_deg)
     azim = torch.deg2rad(azimuth_deg)
@@ -45,7 +43,9 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     if up is None:
         up = torch.tensor([0.0, 0.0, 1.0], dtype=eye.dtype, device=eye.device)
     forward = torch.nn.functional.normalize(target - eye, dim=-1)
-    right = torch.nn.functional.normalize(torch.cross(forward, up.expand_as(forward), dim=-1), dim=-1)
+    right = torch.nn.functional.normalize(
+        torch.cross(forward, up.expand_as(forward), dim=-1), dim=-1
+    )
     true_up = torch.cross(right, forward, dim=-1)
     c2w = torch.eye(4, dtype=eye.dtype, device=eye.device).repeat(eye.shape[0], 1, 1)
     c2w[:, :3, 0] = right
@@ -73,7 +73,9 @@ def c2w_to_viewmat(c2w: Tensor) -> Tensor:
     return _GL_TO_CV.to(c2w) @ torch.linalg.inv(c2w)
 
 
-def projection_matrix(fovy: Tensor, aspect: float, near: float = 0.01, far: float = 100.0) -> Tensor:
+def projection_matrix(
+    fovy: Tensor, aspect: float, near: float = 0.01, far: float = 100.0
+) -> Tensor:
     """OpenGL perspective projection [B, 4, 4] (threestudio's ``get_projection_matrix``)."""
     proj = torch.zeros(fovy.shape[0], 4, 4, dtype=fovy.dtype, device=fovy.device)
     tan_half = torch.tan(0.5 * fovy)

@@ -1,0 +1,5 @@
+import sys
+
+from gaussianip.cli import main
+
+sys.exit(main())

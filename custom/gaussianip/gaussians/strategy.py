@@ -1,0 +1,58 @@
+"""Densification and pruning on the method's schedule, through gsplat's strategy.
+
+gsplat's ``DefaultStrategy`` already implements 3DGS's clone / split / prune from
+accumulated screen-space gradients. The method differs in two ways, added here:
+
+* a prune-only phase after densification (the released code: every 300 steps in
+  [1700, 1900), i.e. once, at step 1800);
+* opacity resets are off (the method never resets opacity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gsplat.strategy import DefaultStrategy
+
+
+@dataclass
+class HumanDensifyStrategy(DefaultStrategy):
+    """gsplat's default strategy with GaussianIP's numbers and a prune-only phase.
+
+    Thresholds: screen-space gradient 2e-4, minimum opacity 0.04, world size 0.015 (split
+    above it, clone below, with ``scene_scale`` 1), screen size 20 px at 512 px.
+    """
+
+    prune_opa: float = 0.04
+    grow_grad2d: float = 2e-4
+    grow_scale3d: float = 0.015
+    prune_scale2d: float = 20.0 / 512.0  # gsplat measures radii as a fraction of the image
+    refine_scale2d_stop_iter: int = 1700  # screen-size pruning while densifying
+    refine_start_iter: int = 200
+    refine_stop_iter: int = 1700
+    refine_every: int = 500
+    reset_every: int = 1_000_000_000  # never
+    prune_only_start_iter: int = 1700
+    prune_only_stop_iter: int = 1900
+    prune_only_every: int = 300
+
+    def step_post_backward(
+        self,
+        params: dict[str, torch.nn.Parameter] | torch.nn.ParameterDict,
+        optimizers: dict[str, torch.optim.Optimizer],
+        state: dict[str, Any],
+        step: int,
+        info: dict[str, Any],
+        packed: bool = False,
+    ) -> None:
+        """Densify on gsplat's schedule, then prune only in the prune-only window."""
+        super().step_post_backward(params, optimizers, state, step, info, packed=packed)
+        if (
+            self.prune_only_start_iter <= step < self.prune_only_stop_iter
+            and step % self.prune_only_every == 0
+        ):
+            n_pruned = self._prune_gs(params, optimizers, state, step)
+            if self.verbose:
+                print(f"Step {step}: pruned {n_pruned} Gaussians (prune-only phase).")
