@@ -34,11 +34,12 @@ def rgb_to_sh0(rgb: Tensor) -> Tensor:
     return (rgb - 0.5) / SH_C0
 
 
-def knn_mean_distance(points: Tensor, k: int = 3) -> Tensor:
-    """Mean distance [N] from each point [N, 3] to its ``k`` nearest other points."""
-    tree = cKDTree(points.detach().cpu().double().numpy())
-    dist, _ = tree.query(points.detach().cpu().double().numpy(), k=k + 1)  # first hit is itself
-    return torch.from_numpy(dist[:, 1:].mean(axis=1)).to(points)
+def knn_rms_distance(points: Tensor, k: int = 3) -> Tensor:
+    """Root-mean-square distance [N] from each point [N, 3] to its ``k`` nearest other
+    points: the initial Gaussian scale of 3DGS (``sqrt(distCUDA2)``) and gsplat."""
+    cloud = points.detach().cpu().double().numpy()
+    dist, _ = cKDTree(cloud).query(cloud, k=k + 1)  # the first hit is the point itself
+    return torch.from_numpy((dist[:, 1:] ** 2).mean(axis=1) ** 0.5).to(points)
 
 
 @dataclass
@@ -47,7 +48,7 @@ class GaussianConfig:
     init_num_points: int = 100_000
     init_color: float = 0.5  # grey, as in the paper
     init_opacity: float = 0.1  # 3DGS default
-    init_knn: int = 3  # initial scale = mean distance to this many neighbours (3DGS)
+    init_knn: int = 3  # initial scale = RMS distance to this many neighbours (3DGS)
     # Learning rates of 3D Gaussian splatting (means_lr is scaled by scene_scale).
     means_lr: float = 1.6e-4
     scales_lr: float = 5e-3
@@ -86,7 +87,7 @@ class GaussianModel(nn.Module):
             raise ConfigError(f"Need at least {cfg.init_knn + 1} points to initialise, got {n}.")
         if colors is None:
             colors = torch.full((n, 3), cfg.init_color, dtype=points.dtype, device=points.device)
-        dist = knn_mean_distance(points, cfg.init_knn).clamp(min=1e-7)
+        dist = knn_rms_distance(points, cfg.init_knn).clamp(min=1e-7)
         num_sh = (cfg.sh_degree + 1) ** 2
         params = {
             "means": points.clone().float(),
