@@ -24,11 +24,17 @@ def _add_preview(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, default=512, help="image size in pixels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_verbose(p)
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    # Accepted before and after the command name; SUPPRESS keeps the other one's value.
+    parser.add_argument("--verbose", action="store_true", default=default, help="show tracebacks")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gaussianip", description=__doc__.splitlines()[0])
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks")
+    _add_verbose(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_preview(sub)
     return parser

@@ -15,7 +15,8 @@ import torch
 from gaussianip.body import build_body_model
 from gaussianip.data import HumanCameraConfig, make_batch
 from gaussianip.errors import ConfigError
-from gaussianip.gaussians import GaussianConfig, GaussianModel, save_ply
+from gaussianip.gaussians import GaussianConfig, save_ply
+from gaussianip.gaussians.init import gaussians_from_body
 from gaussianip.images import image_row, save_png
 from gaussianip.pose import draw_openpose
 from gaussianip.render.views import render_views
@@ -57,9 +58,8 @@ def run_preview(opts: PreviewOptions) -> dict[str, Path]:
     body = build_body_model(opts.body, model_path=opts.body_model_path)
 
     generator = torch.Generator().manual_seed(opts.seed)
-    points, _ = body.sample_surface(opts.num_points, generator=generator)
-    model = GaussianModel.from_points(points, GaussianConfig(init_num_points=opts.num_points))
-    model = model.to(device)
+    cfg = GaussianConfig(init_num_points=opts.num_points)
+    model = gaussians_from_body(body, cfg, generator).to(device)
 
     cams = HumanCameraConfig()
     n = len(PREVIEW_AZIMUTHS)

@@ -1,0 +1,10 @@
+"""The thin threestudio layer: registers our modules under ``gaussianip-*`` names.
+
+Everything here only adapts the threestudio-free engine (``gaussianip.data``,
+``gaussianip.gaussians``, ``gaussianip.render``) to threestudio's base classes, config
+parsing and update hooks. Importing this module needs threestudio.
+"""
+
+from gaussianip.threestudio_ext import data, geometry, renderer
+
+__all__ = ["data", "geometry", "renderer"]

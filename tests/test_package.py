@@ -1,0 +1,39 @@
+"""Package-level behaviour: import without threestudio, CLI errors, code style."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_import_without_threestudio_in_a_clean_interpreter():
+    code = (
+        "import sys; sys.modules['threestudio'] = None\n"  # makes `import threestudio` fail
+        "import gaussianip; print(gaussianip.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0.1.0"
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path):
+    cmd = [sys.executable, "-m", "gaussianip", "preview", "--out", str(tmp_path / "o")]
+    out = subprocess.run(cmd + ["--num-points", "0"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "--num-points must be >= 1, got 0" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = subprocess.run(cmd + ["--body", "robot"], capture_output=True, text=True)
+    assert out.returncode == 2 and "robot" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run(cmd + ["--body", "robot", "--verbose"], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" in out.stderr
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is not installed (bash install.sh)")
+def test_ruff_clean():
+    out = subprocess.run(
+        ["ruff", "check", "custom", "tests", "scripts"], cwd=REPO, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,0 +1,138 @@
+"""The threestudio layer, against a real threestudio checkout (THREESTUDIO_ROOT).
+
+Skipped, with the reason, where no checkout is configured (see threestudio_support.py).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from threestudio_support import import_threestudio, threestudio_env
+
+REPO = Path(__file__).resolve().parents[1]
+OUR_MODULES = {
+    "gaussianip-human-camera-datamodule",
+    "gaussianip-gaussian-geometry",
+    "gaussianip-gaussian-renderer",
+}
+
+
+@pytest.fixture(scope="module")
+def threestudio():
+    module = import_threestudio()
+    import gaussianip.threestudio_ext  # noqa: F401  (registers; a no-op if already done)
+
+    return module
+
+
+def test_importing_gaussianip_registers_our_modules():
+    import_threestudio()  # skips without a checkout
+    code = (
+        "import gaussianip, threestudio\n"
+        "print(sorted(k for k in threestudio.__modules__ if k.startswith('gaussianip-')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=threestudio_env(), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert set(eval(out.stdout.strip().splitlines()[-1])) == OUR_MODULES
+
+
+def test_launch_loads_the_linked_extension(tmp_path):
+    root = import_threestudio() and Path(os.environ["THREESTUDIO_ROOT"]).resolve()
+    # A scratch host folder with the layout launch.py expects, linked like install.sh does.
+    (tmp_path / "threestudio").mkdir()
+    (tmp_path / "launch.py").symlink_to(root / "launch.py")
+    subprocess.run(["bash", str(REPO / "scripts/link_threestudio.sh"), str(tmp_path)], check=True)
+    code = (
+        "import sys, threestudio; sys.path.insert(0, '.'); import launch\n"
+        "launch.load_custom_modules()\n"
+        "print(sorted(k for k in threestudio.__modules__ if k.startswith('gaussianip-')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=threestudio_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "IMPORT FAILED" not in out.stdout
+    assert set(eval(out.stdout.strip().splitlines()[-1])) == OUR_MODULES
+
+
+def test_datamodule_batches(threestudio):
+    dm = threestudio.find("gaussianip-human-camera-datamodule")(
+        {
+            "batch_size": 3,
+            "height": 64,
+            "width": 64,
+            "n_val_views": 2,
+            "eval_height": 32,
+            "eval_width": 32,
+        }
+    )
+    dm.setup("fit")
+    train = dm.train_dataloader()
+    batch = next(iter(train))
+    assert batch["c2w"].shape == (3, 4, 4) and batch["height"] == 64
+    assert set(batch) >= {"mvp_mtx", "fovy", "elevation", "azimuth", "camera_distances"}
+    assert (batch["view_kind"] == 0).all()  # step 0: full-body views only
+    # threestudio's hook: update_if_possible(dataset, epoch, global_step)
+    from threestudio.utils.base import update_if_possible
+
+    update_if_possible(train.dataset, 0, 5000)
+    assert train.dataset.step == 5000
+    val = next(iter(dm.val_dataloader()))
+    assert val["c2w"].shape == (1, 4, 4) and val["index"].tolist() == [0]
+    assert val["height"] == 32
+
+
+def test_bad_datamodule_config_is_named(threestudio):
+    from gaussianip.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.height"):
+        threestudio.find("gaussianip-human-camera-datamodule")({"height": 100})
+
+
+def test_geometry_and_renderer_from_config(threestudio):
+    geometry = threestudio.find("gaussianip-gaussian-geometry")(
+        {"gaussians": {"init_num_points": 3000}, "seed": 1}
+    )
+    assert geometry.model.num_gaussians == 3000
+    background = threestudio.find("solid-color-background")({})
+    material = threestudio.find("no-material")({})
+    renderer = threestudio.find("gaussianip-gaussian-renderer")(
+        {"backend": "torch"}, geometry=geometry, material=material, background=background
+    )
+    dm = threestudio.find("gaussianip-human-camera-datamodule")(
+        {"n_val_views": 1, "eval_height": 64, "eval_width": 64}
+    )
+    dm.setup("validate")
+    out = renderer(**next(iter(dm.val_dataloader())))
+    assert out["comp_rgb"].shape == (1, 64, 64, 3) and out["opacity"].shape == (1, 64, 64, 1)
+    assert out["opacity"][0, 32, 32, 0] > 0.5  # the body is in the middle of the front view
+    assert out["opacity"][0, 2, 2, 0] < 1e-3  # and not in the corner
+    grey = out["comp_rgb"][0, 32, 32]
+    assert torch.allclose(grey, grey.mean().expand(3), atol=1e-4)  # grey initial colour
+
+
+def test_geometry_config_errors_are_named(threestudio):
+    from gaussianip.errors import BodyModelError, ConfigError
+
+    with pytest.raises(ConfigError, match="geometry.gaussians.init_num_point"):
+        threestudio.find("gaussianip-gaussian-geometry")({"gaussians": {"init_num_point": 5}})
+    with pytest.raises(BodyModelError, match="robot"):
+        threestudio.find("gaussianip-gaussian-geometry")({"body": {"name": "robot"}})
+
+
+def test_geometry_seeds_from_a_ply(threestudio, tmp_path):
+    from gaussianip.gaussians import GaussianModel, save_ply
+
+    model = GaussianModel.from_points(torch.rand(50, 3))
+    path = save_ply(tmp_path / "seed.ply", dict(model.params))
+    geometry = threestudio.find("gaussianip-gaussian-geometry")({"init_ply": str(path)})
+    assert torch.equal(geometry.model.means, model.means)
