@@ -8,10 +8,19 @@ import importlib.util
 import warnings
 
 from gaussianip.errors import BodyModelError, ConfigError, GaussianIPError
+from gaussianip.guidance.hds import hds_gradient
+from gaussianip.guidance.schedule import AdaptiveTimestepSchedule
 
 __version__ = "0.1.0"
 
-__all__ = ["BodyModelError", "ConfigError", "GaussianIPError", "__version__"]
+__all__ = [
+    "AdaptiveTimestepSchedule",
+    "BodyModelError",
+    "ConfigError",
+    "GaussianIPError",
+    "__version__",
+    "hds_gradient",
+]
 
 
 def _threestudio_available() -> bool:

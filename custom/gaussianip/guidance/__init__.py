@@ -1,0 +1,21 @@
+"""Distillation guidance: the HDS gradient and timestep schedules."""
+
+from gaussianip.guidance.hds import hds_gradient, latent_loss_from_gradient, sds_gradient
+from gaussianip.guidance.schedule import (
+    AdaptiveScheduleConfig,
+    AdaptiveTimestepSchedule,
+    LinearSchedule,
+    UniformSchedule,
+    build_timestep_schedule,
+)
+
+__all__ = [
+    "AdaptiveScheduleConfig",
+    "AdaptiveTimestepSchedule",
+    "LinearSchedule",
+    "UniformSchedule",
+    "build_timestep_schedule",
+    "hds_gradient",
+    "latent_loss_from_gradient",
+    "sds_gradient",
+]

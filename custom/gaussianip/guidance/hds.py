@@ -1,0 +1,78 @@
+"""Human Distillation Sampling (HDS) and plain SDS as latent gradients.
+
+Both return the gradient on the latents z [B, 4, h, w]; ``latent_loss_from_gradient``
+turns it into a loss whose backward pass delivers it (through the VAE into the render).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _per_view(values: Tensor, like: Tensor) -> Tensor:
+    """[B] -> [B, 1, 1, 1] for broadcasting against ``like`` [B, C, h, w]."""
+    return values.reshape(-1, *([1] * (like.dim() - 1))).to(like)
+
+
+def hds_gradient(
+    eps_pos: Tensor,
+    eps_neg: Tensor,
+    eps_null: Tensor,
+    t: Tensor,
+    alphas_cumprod: Tensor,
+    guidance_scale: float = 7.5,
+    repel_threshold: int = 170,
+) -> Tensor:
+    """The HDS latent gradient of GaussianIP (method.md, "Stage 1").
+
+    Args:
+        eps_pos: noise predicted with the prompt and the portrait's ID tokens [B, C, h, w].
+        eps_neg: noise predicted with the negative prompt and the repelling identity.
+        eps_null: noise predicted with empty text and unconditional image tokens.
+        t: diffusion timestep of each view [B] (long).
+        alphas_cumprod: the scheduler's cumulative alphas [T].
+
+    Returns ``w(t) * (delta_C + delta_D)`` [B, C, h, w] with
+    ``delta_C = guidance_scale * (eps_pos - eps_null)``, ``delta_D = eps_null`` below
+    ``repel_threshold`` and ``eps_null - eps_neg`` from it on, ``w(t) = 1 - alpha_bar(t)``;
+    NaN and Inf become 0. The sampled noise never enters: that is the removed blur term.
+    """
+    delta_c = guidance_scale * (eps_pos - eps_null)
+    repel = _per_view(t >= repel_threshold, eps_null)
+    delta_d = eps_null - repel * eps_neg
+    weight = _per_view(1.0 - alphas_cumprod.to(t.device)[t], eps_null)
+    return torch.nan_to_num(weight * (delta_c + delta_d), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def sds_gradient(
+    eps_pos: Tensor,
+    eps_null: Tensor,
+    noise: Tensor,
+    t: Tensor,
+    alphas_cumprod: Tensor,
+    guidance_scale: float = 7.5,
+    guidance_rescale: float = 0.0,
+) -> Tensor:
+    """Plain SDS (DreamFusion) with classifier-free guidance, for ablations.
+
+    ``w(t) * (eps_cfg - noise)`` with ``eps_cfg = eps_null + s * (eps_pos - eps_null)``,
+    optionally rescaled towards ``eps_pos``'s standard deviation (Lin et al. 2023, as
+    diffusers' ``rescale_noise_cfg``). NaN and Inf become 0.
+    """
+    eps_cfg = eps_null + guidance_scale * (eps_pos - eps_null)
+    if guidance_rescale > 0.0:
+        dims = list(range(1, eps_pos.dim()))
+        std_pos = eps_pos.std(dim=dims, keepdim=True)
+        std_cfg = eps_cfg.std(dim=dims, keepdim=True)
+        rescaled = eps_cfg * (std_pos / std_cfg)
+        eps_cfg = guidance_rescale * rescaled + (1.0 - guidance_rescale) * eps_cfg
+    weight = _per_view(1.0 - alphas_cumprod.to(t.device)[t], eps_pos)
+    return torch.nan_to_num(weight * (eps_cfg - noise), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def latent_loss_from_gradient(latents: Tensor, grad: Tensor) -> Tensor:
+    """``0.5 * ||z - stopgrad(z - grad)||^2 / B``: a scalar whose gradient with respect to
+    ``latents`` [B, ...] is ``grad / B`` (the per-view gradient, averaged over views)."""
+    target = (latents - grad).detach()
+    return 0.5 * ((latents - target) ** 2).sum() / latents.shape[0]
