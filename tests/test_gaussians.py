@@ -108,11 +108,11 @@ def _fake_info(n: int, grad_value: float, radius: int = 2) -> dict:
     }
 
 
-def _strategy_run(steps: list[int], grad_value: float) -> list[int]:
+def _strategy_run(steps: list[int], grad_value: float, **options) -> list[int]:
     model = GaussianModel.from_points(_grid_points())
     model.params["opacities"].data[:10] = -10.0  # 10 nearly transparent Gaussians
     optimizers = model.make_optimizers()
-    strategy = HumanDensifyStrategy()
+    strategy = HumanDensifyStrategy(**options)
     state = strategy.initialize_state(scene_scale=1.0)
     strategy.check_sanity(model.params, optimizers)
     counts = []
@@ -143,3 +143,14 @@ def test_default_thresholds_match_the_method():
     assert (s.prune_opa, s.grow_grad2d, s.grow_scale3d) == (0.04, 2e-4, 0.015)
     assert (s.refine_start_iter, s.refine_stop_iter, s.refine_every) == (200, 1700, 500)
     assert math.isclose(s.prune_scale2d * 512, 20.0)
+
+
+def test_no_growth_near_the_given_centres():
+    # Grid points lie in [0, 0.09]^2; those within 0.035 m of the corner are not cloned.
+    points = _grid_points()
+    centre = torch.tensor([[0.09, 0.09, 0.0]])
+    n_near = int(((points - centre).norm(dim=1) < 0.035).sum())
+    counts = _strategy_run(
+        [500], grad_value=1e-3, no_grow_centers=centre.tolist(), no_grow_radius=0.035
+    )
+    assert n_near > 0 and counts == [2 * 100 - 10 - 10 - n_near]

@@ -5,7 +5,9 @@ accumulated screen-space gradients. The method differs in two ways, added here:
 
 * a prune-only phase after densification (the released code: every 300 steps in
   [1700, 1900), i.e. once, at step 1800);
-* opacity resets are off (the method never resets opacity).
+* opacity resets are off (the method never resets opacity);
+* optionally, no growth near given points (the hands: ``no_grow_centers``, ``no_grow_radius``),
+  where densification tends to create spiky fingers.
 """
 
 from __future__ import annotations
@@ -37,6 +39,22 @@ class HumanDensifyStrategy(DefaultStrategy):
     prune_only_start_iter: int = 1700
     prune_only_stop_iter: int = 1900
     prune_only_every: int = 300
+    no_grow_centers: list[list[float]] | None = None  # e.g. the body's hand centres
+    no_grow_radius: float = 0.0  # metres; 0 disables
+
+    def _grow_gs(
+        self,
+        params: dict[str, torch.nn.Parameter] | torch.nn.ParameterDict,
+        optimizers: dict[str, torch.optim.Optimizer],
+        state: dict[str, Any],
+        step: int,
+    ) -> tuple[int, int]:
+        if self.no_grow_radius > 0 and self.no_grow_centers:
+            means = params["means"].detach()
+            centers = torch.as_tensor(self.no_grow_centers, dtype=means.dtype, device=means.device)
+            near = torch.cdist(means, centers).min(dim=1).values < self.no_grow_radius
+            state["grad2d"][near] = 0.0  # zero accumulated gradient: below any threshold
+        return super()._grow_gs(params, optimizers, state, step)
 
     def step_post_backward(
         self,
