@@ -103,6 +103,13 @@ def test_geometry_and_renderer_from_config(threestudio):
         {"gaussians": {"init_num_points": 3000}, "seed": 1}
     )
     assert geometry.model.num_gaussians == 3000
+    assert geometry.strategy.refine_every == 500 and geometry.strategy.no_grow_radius == 0
+    hands = threestudio.find("gaussianip-gaussian-geometry")(
+        {"gaussians": {"init_num_points": 100}, "no_densify_near_hands": 0.08,
+         "densify": {"refine_stop_iter": 1500}}
+    )  # fmt: skip
+    assert hands.strategy.no_grow_radius == 0.08 and len(hands.strategy.no_grow_centers) == 2
+    assert hands.strategy.refine_stop_iter == 1500
     background = threestudio.find("solid-color-background")({})
     material = threestudio.find("no-material")({})
     renderer = threestudio.find("gaussianip-gaussian-renderer")(
