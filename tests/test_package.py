@@ -37,3 +37,31 @@ def test_ruff_clean():
         ["ruff", "check", "custom", "tests", "scripts"], cwd=REPO, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_preview_writes_the_three_files_and_never_overwrites(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from gaussianip.gaussians import load_ply
+
+    out = tmp_path / "preview"
+    cmd = [sys.executable, "-m", "gaussianip", "preview", "--out", str(out),
+           "--num-points", "3000", "--resolution", "96"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    params = load_ply(out / "init.ply")
+    assert params["means"].shape == (3000, 3)
+    views = np.asarray(Image.open(out / "views.png"))
+    pose = np.asarray(Image.open(out / "openpose.png"))
+    assert views.shape == pose.shape == (96, 4 * 96 + 3 * 4, 3)
+    front = views[:, :96]
+    centre = front[30:70, 40:56]
+    assert centre.mean() > 40 and front[:, :10].max() == 0  # a grey body on black
+    grey = centre[centre.sum(-1) > 60]
+    assert np.abs(grey[:, 0].astype(int) - grey[:, 2]).max() <= 1  # grey, not coloured
+    assert pose[:, :96].max() > 0  # a skeleton is drawn
+    before = (out / "init.ply").read_bytes()
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 2 and "nothing was overwritten" in again.stderr
+    assert (out / "init.ply").read_bytes() == before
