@@ -68,34 +68,36 @@ def keypoint_visibility(
     face_keypoints: Tensor | None,
     head_center: Tensor,
     camera_positions: Tensor,
-    threshold: float = -0.2,
+    threshold: float = -0.05,
+    head_radius: float = 0.1,
 ) -> tuple[Tensor, Tensor]:
     """Which keypoints each camera sees: view-dependent cropping of the skeleton.
 
-    A face keypoint (nose, eyes, ears and every face landmark) is visible iff it faces the
-    camera: with ``outward = normalise(keypoint - head_center)`` and ``to_camera =
-    normalise(camera - keypoint)``, iff ``cos(outward, to_camera) > threshold``. Limb
-    keypoints (neck, shoulders, arms, hips, legs) are always visible.
+    A face point (nose, eyes, ears and every face landmark) is visible iff it faces the
+    camera: ``cos(outward, to_camera) > threshold``, with ``to_camera`` the direction from
+    the point to the camera and ``outward`` the direction from ``origin`` to the point.
+    Limb keypoints (neck, shoulders, arms, hips, legs) are always visible.
 
-    So a back view hides the eyes, nose, ears and face landmarks; a side view keeps the
-    eye and ear on the camera's side only; a front view keeps all of them, provided
-    ``head_center`` is the centre of the head (the ears must point a little forwards from
-    it: if it were the centroid of the face points, which lies in front of the ears, a
-    front view would hide the ears).
+    ``origin`` is ``head_radius`` behind ``head_center``, against the facing direction
+    (head centre -> nose), i.e. near the back of the skull. Measured from there the ears,
+    which sit level with the head centre, lean forwards instead of pointing straight
+    sideways (seen exactly edge-on, a perspective camera sees them marginally from behind
+    and would drop them even in a front view). Pass ``head_radius=0`` for outward =
+    keypoint - head_center.
 
-    The nose points straight ahead, so it disappears right at the profile: a pure side
-    view sees it edge-on (cos ~ 0) and tiny offsets decide (it shows when the camera sees
-    its tip marginally from the front or from below, e.g. a camera level with the body
-    centre, and is hidden when the camera, level with the head, sees it marginally from
-    behind). A few degrees towards the front it always shows, a few degrees towards the
-    back never. Pass a small negative threshold (e.g. -0.15) to keep it in profiles.
+    With the defaults: a front view shows all face points; a back view (azimuth 180)
+    shows none (no eyes, nose, ears or landmarks); a pure side view shows the eye and the
+    ear on the camera's side and not the other two. The nose points straight ahead, so a
+    pure side view sees it edge-on (cos ~ 0): the slightly negative threshold keeps it, as
+    OpenPose detects the nose in profile; a few degrees further round it is dropped.
 
     Args:
         body_keypoints: [18, 3] world positions in OpenPose COCO-18 order.
         face_keypoints: [F, 3] face landmarks (F = 68, or 0), or None.
         head_center: [3] centre of the head.
         camera_positions: [B, 3] camera centres in world space.
-        threshold: cosine a face keypoint must exceed to count as facing the camera.
+        threshold: cosine a face point must exceed to count as facing the camera.
+        head_radius: how far behind ``head_center`` the outward directions start (metres).
 
     Returns:
         body_visible [B, 18] and face_visible [B, F], both bool.
@@ -105,7 +107,9 @@ def keypoint_visibility(
     face_index = torch.tensor(FACE_BODY_INDICES, device=body_keypoints.device)
     points = torch.cat([body_keypoints[face_index], face_keypoints])  # [5 + F, 3]
 
-    outward = torch.nn.functional.normalize(points - head_center, dim=-1)
+    forward = torch.nn.functional.normalize(body_keypoints[0] - head_center, dim=-1)  # nose
+    origin = head_center - head_radius * forward
+    outward = torch.nn.functional.normalize(points - origin, dim=-1)
     to_camera = torch.nn.functional.normalize(camera_positions[:, None] - points, dim=-1)
     facing = (outward * to_camera).sum(dim=-1) > threshold  # [B, 5 + F]
 
@@ -168,19 +172,14 @@ def draw_openpose(
     scale = min(width, height) / REFERENCE_SIZE
     n_views, n_limbs, n_face = c2w.shape[0], len(LIMBS), face.shape[0]
     # Shape ids in drawing order; 0 is the background.
-    limb_ids = 1 + torch.arange(n_limbs, device=device)
-    joint_ids = 1 + n_limbs + torch.arange(18, device=device)
-    face_ids = 1 + n_limbs + 18 + torch.arange(n_face, device=device)
-    palette = (
-        torch.tensor(
-            [(0, 0, 0), *LIMB_COLORS, *COLORS, *[FACE_COLOR] * n_face],
-            dtype=torch.float32,
-            device=device,
-        )
-        / 255.0
-    )
+    limb_ids = 1 + torch.arange(n_limbs, dtype=torch.int32, device=device)
+    joint_ids = 1 + n_limbs + torch.arange(18, dtype=torch.int32, device=device)
+    face_ids = 1 + n_limbs + 18 + torch.arange(n_face, dtype=torch.int32, device=device)
+    # Divided on the CPU, so that every device gets bit-identical colours.
+    colors = [(0, 0, 0), *LIMB_COLORS, *COLORS, *[FACE_COLOR] * n_face]
+    palette = (torch.tensor(colors, dtype=torch.float32) / 255.0).to(device)
 
-    top = torch.zeros(n_views * height * width, dtype=torch.long, device=device)
+    top = torch.zeros(n_views * height * width, dtype=torch.int32, device=device)
     _draw_limbs(top, uv[:, :18], shown[:, :18], limb_ids, scale * STICK_WIDTH, width, height)
     radii = torch.cat(
         [
@@ -189,7 +188,11 @@ def draw_openpose(
         ]
     )
     _draw_dots(top, uv, shown, torch.cat([joint_ids, face_ids]), radii, width, height)
-    return palette[top].view(n_views, height, width, 3).permute(0, 3, 1, 2).contiguous()
+    # Ids -> colours, gathered straight into the [B, 3, H * W] layout (faster than
+    # palette[top] followed by a permute).
+    index = top.view(n_views, 1, -1).expand(-1, 3, -1).long()
+    image = palette.t()[None].expand(n_views, -1, -1).gather(2, index)
+    return image.view(n_views, 3, height, width)
 
 
 def _draw_limbs(
