@@ -1,0 +1,100 @@
+"""Stage 1: distil the Gaussian human from a 2D prior (method.md, "Stage 1").
+
+One step: cameras -> render -> (pose images) -> guidance loss -> regularisers -> backward ->
+densify / prune -> optimiser step. The guidance is any callable with the signature of
+``Guidance`` (the HDS guidance of the human-centric prior, or an analytic stand-in in
+tests), so the loop itself needs no model weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from gaussianip.data import HumanCameraSampler
+from gaussianip.gaussians import GaussianModel, HumanDensifyStrategy
+from gaussianip.render.views import render_views
+
+
+class Guidance(Protocol):
+    def __call__(self, rgb: Tensor, batch: dict[str, Any], step: int) -> dict[str, Tensor]:
+        """rgb [B, H, W, 3] in [0, 1] -> at least ``{"loss_sds": scalar}``."""
+        ...
+
+
+@dataclass
+class Stage1Config:
+    steps: int = 2400
+    lambda_sds: float = 1.0
+    # Regularisers of the released code (weight 1 each): opacity sparsity, and a penalty
+    # on Gaussians larger than ``max_scale`` metres.
+    lambda_opacity: float = 1.0
+    lambda_scale: float = 1.0
+    max_scale: float = 0.05
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    backend: str = "auto"
+    seed: int = 0
+
+
+def regularisers(model: GaussianModel, max_scale: float) -> dict[str, Tensor]:
+    """Opacity sparsity (mean opacity) and large-scale penalty (mean excess scale)."""
+    return {
+        "loss_opacity": model.opacities.mean(),
+        "loss_scale": torch.relu(model.scales.amax(dim=-1) - max_scale).mean(),
+    }
+
+
+class Stage1Trainer:
+    """Runs stage 1 on a ``GaussianModel``; ``step(i)`` does one full training step."""
+
+    def __init__(
+        self,
+        model: GaussianModel,
+        sampler: HumanCameraSampler,
+        guidance: Guidance,
+        cfg: Stage1Config | None = None,
+        strategy: HumanDensifyStrategy | None = None,
+    ) -> None:
+        self.cfg = cfg or Stage1Config()
+        self.model, self.sampler, self.guidance = model, sampler, guidance
+        self.strategy = strategy or HumanDensifyStrategy()
+        self.optimizers = model.make_optimizers()
+        self.strategy.check_sanity(model.params, self.optimizers)
+        self.strategy_state = self.strategy.initialize_state(scene_scale=model.cfg.scene_scale)
+        self.generator = torch.Generator().manual_seed(self.cfg.seed)
+
+    def step(self, step: int) -> dict[str, float]:
+        cfg = self.cfg
+        batch = self.sampler.sample(step, self.generator)
+        out = render_views(self.model, batch, cfg.background, backend=cfg.backend)  # type: ignore[arg-type]
+        self.strategy.step_pre_backward(
+            self.model.params, self.optimizers, self.strategy_state, step, out["info"]
+        )
+        terms = self.guidance(out["comp_rgb"], batch, step)
+        terms.update(regularisers(self.model, cfg.max_scale))
+        loss = (
+            cfg.lambda_sds * terms["loss_sds"]
+            + cfg.lambda_opacity * terms["loss_opacity"]
+            + cfg.lambda_scale * terms["loss_scale"]
+        )
+        loss.backward()
+        self.strategy.step_post_backward(
+            self.model.params, self.optimizers, self.strategy_state, step, out["info"]
+        )
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        logs = {k: float(v.detach()) for k, v in terms.items() if v.dim() == 0}
+        logs["loss"] = float(loss.detach())
+        logs["num_gaussians"] = float(self.model.num_gaussians)
+        return logs
+
+    def run(self, on_step: Callable[[int, dict[str, float]], None] | None = None) -> None:
+        for i in range(self.cfg.steps):
+            logs = self.step(i)
+            if on_step is not None:
+                on_step(i, logs)
