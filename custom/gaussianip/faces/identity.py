@@ -1,0 +1,108 @@
+"""The identity inputs of IP-Adapter-FaceID-PlusV2, from one portrait.
+
+The portrait's largest face gives (a) the L2-normalised 512-d ArcFace embedding and (b) a
+224x224 crop aligned on its 5 landmarks (insightface's ``norm_crop``), for CLIP-H.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from gaussianip.errors import AssetError, GaussianIPError
+from gaussianip.faces.analysers import DetectedFace, FaceAnalyser
+from gaussianip.paths import resolve_asset
+
+log = logging.getLogger(__name__)
+
+# ArcFace's 5-point template (eyes, nose tip, mouth corners) in a 112x112 crop.
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
+     [70.7299, 92.2041]], dtype=np.float64,
+)  # fmt: skip
+MIN_FACE_PIXELS = 48  # smaller faces carry too little identity to be worth distilling
+
+
+class FaceError(GaussianIPError):
+    """No usable face in a portrait."""
+
+
+@dataclass
+class Identity:
+    embedding: np.ndarray  # [512] float32, unit norm
+    crop: np.ndarray  # [224, 224, 3] uint8 RGB, aligned on the 5 landmarks
+    face: DetectedFace
+    num_faces: int
+    source: str
+
+
+def read_portrait(path: str | Path) -> np.ndarray:
+    """The portrait as an RGB uint8 array [H, W, 3]; clear errors for bad files."""
+    file = resolve_asset(path, "portrait (system.face_image)")
+    if file.is_dir():
+        raise AssetError(f"The portrait '{file}' is a folder; give an image file (PNG or JPEG).")
+    try:
+        with Image.open(file) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise AssetError(
+            f"The portrait '{file}' is not a readable image ({type(err).__name__}). "
+            "Give a PNG or JPEG photo of a face."
+        ) from None
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity [2, 3] mapping points ``src`` [N, 2] onto ``dst`` (Umeyama)."""
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1
+    rot = u @ np.diag(d) @ vt
+    scale = (s * d).sum() / src_c.var(0).sum()
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rot
+    matrix[:, 2] = dst_mean - scale * rot @ src_mean
+    return matrix
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 224) -> np.ndarray:
+    """The face crop [size, size, 3] aligned on its 5 landmarks [5, 2] (as insightface's
+    ``face_align.norm_crop``)."""
+    matrix = similarity_transform(landmarks.astype(np.float64), ARCFACE_TEMPLATE * size / 112.0)
+    return cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
+
+
+def extract_identity(path: str | Path, analyser: FaceAnalyser) -> Identity:
+    """Embedding and aligned crop of the largest face in the portrait at ``path``."""
+    image = read_portrait(path)
+    faces = analyser(image)
+    if not faces:
+        raise FaceError(
+            f"No face found in the portrait '{path}'. Use a photo where one face is clearly "
+            "visible, frontal and well lit."
+        )
+    face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+    if len(faces) > 1:
+        log.warning("The portrait '%s' has %d faces; using the largest.", path, len(faces))
+    width, height = face.bbox[2] - face.bbox[0], face.bbox[3] - face.bbox[1]
+    if min(width, height) < MIN_FACE_PIXELS:
+        raise FaceError(
+            f"The face in '{path}' is only {width:.0f}x{height:.0f} pixels; at least "
+            f"{MIN_FACE_PIXELS} px are needed. Use a closer or larger photo."
+        )
+    embedding = face.embedding / np.linalg.norm(face.embedding)
+    return Identity(
+        embedding=embedding.astype(np.float32),
+        crop=align_face(image, face.landmarks),
+        face=face,
+        num_faces=len(faces),
+        source=str(path),
+    )
