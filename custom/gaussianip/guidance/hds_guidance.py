@@ -1,0 +1,149 @@
+"""The stage-1 guidance: Human Distillation Sampling with the human-centric prior.
+
+Text embeddings and identity tokens are computed once. Each call encodes the renders with
+the VAE (with gradient), draws timesteps from the adaptive schedule, runs the UNet and
+ControlNet once on the 3B batch [positive; negative; null] (no gradient) and returns the
+HDS loss whose gradient on the latents is the HDS gradient (method.md, "Stage 1").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gaussianip.body import BodyModel
+from gaussianip.data.human_cameras import ViewKind
+from gaussianip.faces import Identity
+from gaussianip.guidance.hds import hds_gradient, latent_loss_from_gradient, sds_gradient
+from gaussianip.guidance.schedule import build_timestep_schedule
+from gaussianip.prior.human_prior import HumanPrior
+
+VIEWS = ("front", "side", "back", "overhead", "head")
+
+
+def body_pose_images(body: BodyModel) -> Callable[[dict[str, Any], int], Tensor]:
+    """OpenPose images [B, 3, r, r] of ``body`` for a camera batch, drawn at the guidance
+    resolution r with the batch's cameras (so close-ups match the renders)."""
+    from gaussianip.pose import draw_openpose
+
+    def draw(batch: dict[str, Any], resolution: int) -> Tensor:
+        K = batch["intrinsics"].clone()
+        K[:, 0] *= resolution / batch["width"]
+        K[:, 1] *= resolution / batch["height"]
+        return draw_openpose(body.body_keypoints, body.face_keypoints, body.head_center,
+                             batch["c2w"], K, resolution, resolution)  # fmt: skip
+
+    return draw
+
+
+@dataclass
+class HDSGuidanceConfig:
+    prompt: str = "a photo of a person"
+    negative_prompt: str = (
+        "blurry face, bad face, poorly drawn face, duplicate face, extra fingers, blurry, "
+        "fused fingers"
+    )
+    view_suffixes: dict[str, str] = field(
+        default_factory=lambda: {
+            "front": ", front view",
+            "side": ", side view",
+            "back": ", back view",
+            "overhead": ", overhead view",
+            "head": ", close-up photo of the face, detailed face",
+        }
+    )
+    front_threshold: float = 45.0  # degrees of azimuth around 0 that count as front
+    back_threshold: float = 45.0
+    overhead_threshold: float = 60.0  # elevation above which a view is overhead
+    guidance_scale: float = 7.5
+    repel_threshold: int = 170
+    mode: str = "hds"  # "hds" or "sds" (ablation)
+    guidance_rescale: float = 0.0  # SDS only
+    resolution: int = 512  # renders are resized to this before the VAE
+    timestep_schedule: str = "adaptive"
+    timestep_schedule_cfg: dict = field(default_factory=dict)
+
+
+class HDSGuidance:
+    """Callable ``(rgb [B, H, W, 3], batch, step) -> {"loss_sds", "grad_norm", ...}``."""
+
+    def __init__(
+        self,
+        prior: HumanPrior,
+        cfg: HDSGuidanceConfig,
+        identity: Identity | None = None,
+        repel_identity: Identity | None = None,
+        pose_images: Callable[[dict[str, Any], int], Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.prior, self.cfg, self.pose_images = prior, cfg, pose_images
+        self.schedule = build_timestep_schedule(cfg.timestep_schedule, cfg.timestep_schedule_cfg)
+        self.generator = generator or torch.Generator().manual_seed(0)
+        # Everything that does not change during the run, computed once.
+        pos = [cfg.prompt + cfg.view_suffixes[v] for v in VIEWS]
+        text = prior.encode_text(pos + [cfg.negative_prompt, ""])
+        self.text_pos, self.text_neg, self.text_null = text[:5], text[5:6], text[6:7]
+        self.id_pos = self.id_neg = self.id_null = None
+        if prior.adapter is not None:
+            self.id_null = prior.encode_identity(None, None)
+            self.id_pos = (prior.encode_identity(identity.embedding, identity.crop)
+                           if identity is not None else self.id_null)  # fmt: skip
+            self.id_neg = (prior.encode_identity(repel_identity.embedding, repel_identity.crop)
+                           if repel_identity is not None else self.id_null)  # fmt: skip
+
+    def view_index(self, batch: dict[str, Any]) -> Tensor:
+        """Index into ``VIEWS`` for each view of the batch [B]."""
+        cfg = self.cfg
+        azimuth = torch.remainder(batch["azimuth"] + 180.0, 360.0) - 180.0
+        index = torch.full_like(azimuth, 1, dtype=torch.long)  # side
+        index[azimuth.abs() < cfg.front_threshold] = 0
+        index[azimuth.abs() > 180.0 - cfg.back_threshold] = 2
+        index[batch["elevation"] > cfg.overhead_threshold] = 3
+        index[batch["view_kind"] == ViewKind.HEAD] = 4
+        return index
+
+    def contexts(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+        """[B, T, D] encoder states of the positive, negative and null conditions."""
+        idx = self.view_index(batch).to(self.text_pos.device)
+        n = idx.shape[0]
+        pos, neg, null = (
+            self.text_pos[idx],
+            self.text_neg.expand(n, -1, -1),
+            self.text_null.expand(n, -1, -1),
+        )
+        if self.id_pos is not None:
+            pos = torch.cat([pos, self.id_pos.expand(n, -1, -1)], dim=1)
+            neg = torch.cat([neg, self.id_neg.expand(n, -1, -1)], dim=1)
+            null = torch.cat([null, self.id_null.expand(n, -1, -1)], dim=1)
+        return pos, neg, null
+
+    def __call__(self, rgb: Tensor, batch: dict[str, Any], step: int) -> dict[str, Tensor]:
+        cfg, prior = self.cfg, self.prior
+        n = rgb.shape[0]
+        latents = prior.encode_rgb(rgb, cfg.resolution)
+        t = self.schedule.sample(step, n, generator=self.generator).to(prior.device)
+        noise = torch.randn(latents.shape, generator=self.generator).to(latents)
+        noisy = prior.scheduler.add_noise(latents.detach(), noise, t)
+        pos, neg, null = self.contexts(batch)
+        pose = self.pose_images(batch, cfg.resolution) if self.pose_images is not None else None
+        eps = prior.predict_noise(
+            torch.cat([noisy] * 3), torch.cat([t] * 3), torch.cat([pos, neg, null]),
+            torch.cat([pose] * 3) if pose is not None else None,
+        ).float()  # fmt: skip
+        eps_pos, eps_neg, eps_null = eps.chunk(3)
+        ac = prior.alphas_cumprod
+        if cfg.mode == "hds":
+            grad = hds_gradient(eps_pos, eps_neg, eps_null, t, ac, cfg.guidance_scale,
+                                cfg.repel_threshold)  # fmt: skip
+        else:
+            grad = sds_gradient(eps_pos, eps_null, noise.float(), t, ac, cfg.guidance_scale,
+                                cfg.guidance_rescale)  # fmt: skip
+        return {
+            "loss_sds": latent_loss_from_gradient(latents.float(), grad),
+            "grad_norm": grad.norm(),
+            "timestep": t.float().mean(),
+        }

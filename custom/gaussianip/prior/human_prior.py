@@ -1,0 +1,193 @@
+"""The human-centric diffusion prior: SD 1.5 UNet + text encoder + VAE, the OpenPose
+ControlNet and IP-Adapter-FaceID-PlusV2 (method.md, "Priors"), frozen.
+
+``HumanPrior.build(cfg)`` loads every part by Hugging Face id or local folder (fp16 on
+CUDA, fp32 on the CPU), or, with ``preset: tiny``, builds the same classes with tiny
+configs and random weights. Any part but the UNet can be switched off from the config
+(no ControlNet; no identity, i.e. plain text-to-3D).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler
+from torch import Tensor
+
+from gaussianip.errors import ConfigError
+from gaussianip.prior.ip_adapter import FaceIDAdapter
+
+# OpenAI CLIP's image normalisation (CLIPImageProcessor's defaults).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class PriorConfig:
+    preset: str = "full"  # "full" (real weights) or "tiny" (random, no download)
+    base_model: str = "SG161222/Realistic_Vision_V4.0_noVAE"
+    vae: str | None = "stabilityai/sd-vae-ft-mse"  # None: the base model's own VAE
+    controlnet: str | None = "lllyasviel/control_v11p_sd15_openpose"  # None: no pose control
+    controlnet_scale: float = 1.0
+    ip_adapter: str | None = "h94/IP-Adapter-FaceID"  # None: no identity (text-to-3D)
+    ip_adapter_file: str = "ip-adapter-faceid-plusv2_sd15.bin"
+    image_encoder: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+    id_scale: float = 0.5  # weight of the ID tokens in cross-attention (0.6 in refinement)
+    shortcut_scale: float = 0.4  # PlusV2 CLIP shortcut s_scale (0.5 in refinement)
+    half_precision: bool = True  # fp16 on CUDA; the CPU always uses fp32
+
+
+def ddim_scheduler() -> DDIMScheduler:
+    """SD 1.5's DDIM schedule, as method.md gives it."""
+    return DDIMScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+        beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+    )  # fmt: skip
+
+
+class HumanPrior:
+    """The frozen models and the three operations distillation needs."""
+
+    def __init__(self, cfg, tokenizer, text_encoder, unet, vae, controlnet, adapter,
+                 image_encoder, device: torch.device, dtype: torch.dtype) -> None:  # fmt: skip
+        self.cfg = cfg
+        self.tokenizer, self.text_encoder, self.unet, self.vae = tokenizer, text_encoder, unet, vae
+        self.controlnet, self.adapter, self.image_encoder = controlnet, adapter, image_encoder
+        self.device, self.dtype = device, dtype
+        self.scheduler = ddim_scheduler()
+        self.alphas_cumprod = self.scheduler.alphas_cumprod.to(device)
+        for model in (text_encoder, unet, vae, controlnet, image_encoder, adapter):
+            if model is not None:
+                model.requires_grad_(False)
+                model.eval()
+        if adapter is not None:
+            adapter.set_scale(cfg.id_scale)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, cfg: PriorConfig, device: str | torch.device = "cpu") -> HumanPrior:
+        device = torch.device(device)
+        dtype = torch.float16 if (device.type == "cuda" and cfg.half_precision) else torch.float32
+        if cfg.preset == "tiny":
+            parts = _tiny_parts(cfg)
+        elif cfg.preset == "full":
+            parts = _pretrained_parts(cfg)
+        else:
+            raise ConfigError(f"Unknown prior preset '{cfg.preset}'; use 'full' or 'tiny'.")
+        parts = {k: (v.to(device=device, dtype=dtype) if isinstance(v, torch.nn.Module) else v)
+                 for k, v in parts.items()}  # fmt: skip
+        return cls(cfg, device=device, dtype=dtype, **parts)
+
+    # ------------------------------------------------------------------ conditions
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str]) -> Tensor:
+        """Text embeddings [N, 77, D] (the text encoder's last hidden state)."""
+        ids = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
+        return self.text_encoder(ids.to(self.device))[0].to(self.dtype)
+
+    @torch.no_grad()
+    def encode_identity(self, embedding: np.ndarray | None, crop: np.ndarray | None) -> Tensor:
+        """ID tokens [1, 4, D] from an ArcFace embedding [512] and an aligned face crop
+        [224, 224, 3] uint8; ``None`` for both gives the unconditional tokens (a zero
+        embedding and an all-zero normalised image, as the reference implementation)."""
+        if self.adapter is None:
+            raise ConfigError("This prior has no identity adapter (prior.ip_adapter is null).")
+        if crop is None:
+            pixels = torch.zeros(1, 3, 224, 224, device=self.device, dtype=self.dtype)
+        else:
+            image = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float() / 255
+            mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
+            std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
+            pixels = ((image - mean) / std).to(self.dtype)
+        clip = self.image_encoder(pixels, output_hidden_states=True).hidden_states[-2]
+        dim = self.adapter.image_proj.cfg.id_embeddings_dim
+        ids = torch.zeros(1, dim) if embedding is None else torch.from_numpy(embedding)[None]
+        return self.adapter.encode(ids.to(self.device), clip, self.cfg.shortcut_scale)
+
+    # ------------------------------------------------------------------ images and noise
+    def encode_rgb(self, rgb: Tensor, resolution: int) -> Tensor:
+        """Latents [B, 4, r/8, r/8] of renders ``rgb`` [B, H, W, 3] in [0, 1], with
+        gradient (the render is resized to ``resolution`` first)."""
+        x = rgb.permute(0, 3, 1, 2)
+        if x.shape[-1] != resolution or x.shape[-2] != resolution:
+            x = F.interpolate(x, (resolution, resolution), mode="bilinear", align_corners=False)
+        posterior = self.vae.encode((x * 2 - 1).to(self.dtype)).latent_dist
+        return posterior.sample() * self.vae.config.scaling_factor
+
+    def predict_noise(self, latents: Tensor, t: Tensor, context: Tensor,
+                      pose: Tensor | None = None) -> Tensor:  # fmt: skip
+        """The UNet's (+ ControlNet's) noise prediction [N, 4, h, w], no gradient.
+
+        latents [N, 4, h, w], t [N], context [N, T, D] (text tokens, then ID tokens when
+        there is an adapter), pose [N, 3, H, W] OpenPose images in [0, 1] or None.
+        """
+        with torch.no_grad():
+            residuals: dict[str, object] = {}
+            if self.controlnet is not None and pose is not None:
+                down, mid = self.controlnet(
+                    latents,
+                    t,
+                    encoder_hidden_states=context,
+                    controlnet_cond=pose.to(self.dtype),
+                    conditioning_scale=self.cfg.controlnet_scale,
+                    return_dict=False,
+                )
+                residuals = {"down_block_additional_residuals": down,
+                             "mid_block_additional_residual": mid}  # fmt: skip
+            return self.unet(latents, t, encoder_hidden_states=context, **residuals).sample
+
+
+def _tiny_parts(cfg: PriorConfig) -> dict:
+    from gaussianip.prior import tiny
+
+    tiny.seeded(0)
+    tokenizer = tiny.tiny_tokenizer()
+    unet = tiny.tiny_unet()
+    return {
+        "tokenizer": tokenizer,
+        "text_encoder": tiny.tiny_text_encoder(len(tokenizer)),
+        "vae": tiny.tiny_vae(),
+        "controlnet": tiny.tiny_controlnet(unet) if cfg.controlnet else None,
+        "adapter": FaceIDAdapter(unet, tiny.TINY_PROJECTION, lora_rank=4)
+        if cfg.ip_adapter
+        else None,
+        "image_encoder": tiny.tiny_image_encoder() if cfg.ip_adapter else None,
+        "unet": unet,
+    }
+
+
+def _pretrained_parts(cfg: PriorConfig) -> dict:
+    """Load each part by hub id or local folder, as the public weights are published."""
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+
+    base = cfg.base_model
+    unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+    vae = (AutoencoderKL.from_pretrained(cfg.vae) if cfg.vae
+           else AutoencoderKL.from_pretrained(base, subfolder="vae"))  # fmt: skip
+    return {
+        "tokenizer": CLIPTokenizer.from_pretrained(base, subfolder="tokenizer"),
+        "text_encoder": CLIPTextModel.from_pretrained(base, subfolder="text_encoder"),
+        "vae": vae,
+        "controlnet": ControlNetModel.from_pretrained(cfg.controlnet) if cfg.controlnet else None,
+        "adapter": (
+            FaceIDAdapter.from_pretrained(cfg.ip_adapter, unet, cfg.ip_adapter_file)
+            if cfg.ip_adapter
+            else None
+        ),  # fmt: skip
+        "image_encoder": (
+            CLIPVisionModelWithProjection.from_pretrained(cfg.image_encoder)
+            if cfg.ip_adapter
+            else None
+        ),  # fmt: skip
+        "unet": unet,
+    }
