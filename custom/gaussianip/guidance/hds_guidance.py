@@ -31,11 +31,12 @@ def body_pose_images(body: BodyModel) -> Callable[[dict[str, Any], int], Tensor]
     from gaussianip.pose import draw_openpose
 
     def draw(batch: dict[str, Any], resolution: int) -> Tensor:
-        K = batch["intrinsics"].clone()
+        device = body.body_keypoints.device  # draw where the body lives (the GPU in runs)
+        K = batch["intrinsics"].to(device).clone()
         K[:, 0] *= resolution / batch["width"]
         K[:, 1] *= resolution / batch["height"]
         return draw_openpose(body.body_keypoints, body.face_keypoints, body.head_center,
-                             batch["c2w"], K, resolution, resolution)  # fmt: skip
+                             batch["c2w"].to(device), K, resolution, resolution)  # fmt: skip
 
     return draw
 
@@ -129,7 +130,9 @@ class HDSGuidance:
         noise = torch.randn(latents.shape, generator=self.generator).to(latents)
         noisy = prior.scheduler.add_noise(latents.detach(), noise, t)
         pos, neg, null = self.contexts(batch)
-        pose = self.pose_images(batch, cfg.resolution) if self.pose_images is not None else None
+        pose = None
+        if self.pose_images is not None:
+            pose = self.pose_images(batch, cfg.resolution).to(prior.device)
         eps = prior.predict_noise(
             torch.cat([noisy] * 3), torch.cat([t] * 3), torch.cat([pos, neg, null]),
             torch.cat([pose] * 3) if pose is not None else None,

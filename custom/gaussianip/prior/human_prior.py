@@ -27,7 +27,9 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 @dataclass
 class PriorConfig:
-    preset: str = "full"  # "full" (real weights) or "tiny" (random, no download)
+    # "full": the published weights; "tiny": tiny random models; "random": full-size
+    # architectures with random weights (benchmarks without downloads).
+    preset: str = "full"
     base_model: str = "SG161222/Realistic_Vision_V4.0_noVAE"
     vae: str | None = "stabilityai/sd-vae-ft-mse"  # None: the base model's own VAE
     controlnet: str | None = "lllyasviel/control_v11p_sd15_openpose"  # None: no pose control
@@ -73,10 +75,14 @@ class HumanPrior:
         dtype = torch.float16 if (device.type == "cuda" and cfg.half_precision) else torch.float32
         if cfg.preset == "tiny":
             parts = _tiny_parts(cfg)
+        elif cfg.preset == "random":
+            parts = _random_full_parts(cfg)
         elif cfg.preset == "full":
             parts = _pretrained_parts(cfg)
         else:
-            raise ConfigError(f"Unknown prior preset '{cfg.preset}'; use 'full' or 'tiny'.")
+            raise ConfigError(
+                f"Unknown prior preset '{cfg.preset}'; use 'full', 'tiny' or 'random'."
+            )
         parts = {k: (v.to(device=device, dtype=dtype) if isinstance(v, torch.nn.Module) else v)
                  for k, v in parts.items()}  # fmt: skip
         return cls(cfg, device=device, dtype=dtype, **parts)
@@ -186,6 +192,35 @@ def _pretrained_parts(cfg: PriorConfig) -> dict:
         ),  # fmt: skip
         "image_encoder": (
             CLIPVisionModelWithProjection.from_pretrained(cfg.image_encoder)
+            if cfg.ip_adapter
+            else None
+        ),  # fmt: skip
+        "unet": unet,
+    }
+
+
+def _random_full_parts(cfg: PriorConfig) -> dict:
+    """Full-size SD 1.5 architectures with random weights, built from embedded configs."""
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    from gaussianip.prior import configs, tiny
+
+    tiny.seeded(0)
+    unet = UNet2DConditionModel(**configs.sd15_unet_config())
+    return {
+        "tokenizer": tiny.tiny_tokenizer(),  # ids < 514: any vocabulary will do for timing
+        "text_encoder": CLIPTextModel(CLIPTextConfig(**configs.CLIP_L_TEXT_CONFIG)),
+        "vae": AutoencoderKL(**configs.SD15_VAE_CONFIG),
+        "controlnet": ControlNetModel.from_unet(unet) if cfg.controlnet else None,
+        "adapter": FaceIDAdapter(unet) if cfg.ip_adapter else None,
+        "image_encoder": (
+            CLIPVisionModelWithProjection(CLIPVisionConfig(**configs.CLIP_H_VISION_CONFIG))
             if cfg.ip_adapter
             else None
         ),  # fmt: skip
