@@ -32,11 +32,21 @@ def _add_verbose(parser: argparse.ArgumentParser, default: object = argparse.SUP
     parser.add_argument("--verbose", action="store_true", default=default, help="show tracebacks")
 
 
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the method from a YAML config (stage 1 for now)")
+    p.add_argument("--config", required=True, help="YAML config, e.g. gaussianip-tiny.yaml")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", default=None, help="output root (default: the config's exp_root_dir)")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides")
+    _add_verbose(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gaussianip", description=__doc__.splitlines()[0])
     _add_verbose(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_preview(sub)
+    _add_run(sub)
     return parser
 
 
@@ -57,7 +67,13 @@ def _preview(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
-COMMANDS = {"preview": _preview}
+def _run(args: argparse.Namespace) -> None:
+    from gaussianip.engine.run import load_run_config, run
+
+    run(load_run_config(args.config, args.overrides), device=args.device, out_root=args.out)
+
+
+COMMANDS = {"preview": _preview, "run": _run}
 
 
 def main(argv: list[str] | None = None) -> int:
