@@ -17,6 +17,8 @@ OUR_MODULES = {
     "gaussianip-human-camera-datamodule",
     "gaussianip-gaussian-geometry",
     "gaussianip-gaussian-renderer",
+    "gaussianip-prompt-processor",
+    "gaussianip-hds-guidance",
 }
 
 
@@ -143,3 +145,31 @@ def test_geometry_seeds_from_a_ply(threestudio, tmp_path):
     path = save_ply(tmp_path / "seed.ply", dict(model.params))
     geometry = threestudio.find("gaussianip-gaussian-geometry")({"init_ply": str(path)})
     assert torch.equal(geometry.model.means, model.means)
+
+
+def test_hds_guidance_follows_threestudio_call_convention(threestudio):
+    prompt_processor = threestudio.find("gaussianip-prompt-processor")(
+        {"prompt": "a photo of an astronaut", "face_analyser": "stand-in"}
+    )
+    guidance = threestudio.find("gaussianip-hds-guidance")(
+        {"prior": {"preset": "tiny"}, "guidance": {"resolution": 64}}
+    )
+    dm = threestudio.find("gaussianip-human-camera-datamodule")(
+        {"batch_size": 2, "height": 32, "width": 32}
+    )
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    from threestudio.utils.base import update_if_possible
+
+    update_if_possible(guidance, 0, 1500)
+    assert guidance.global_step == 1500
+    rgb = torch.rand(2, 32, 32, 3, requires_grad=True)
+    out = guidance(rgb, prompt_processor(), **batch)  # as threestudio systems call it
+    out["loss_sds"].backward()
+    assert set(out) >= {"loss_sds", "grad_norm"} and torch.isfinite(out["loss_sds"])
+    assert rgb.grad.abs().sum() > 0
+    from gaussianip.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prompt is empty"):
+        threestudio.find("gaussianip-prompt-processor")({"prompt": " ", "face_image": None,
+                                                          "repel_face_image": None})  # fmt: skip
