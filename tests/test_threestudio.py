@@ -19,6 +19,7 @@ OUR_MODULES = {
     "gaussianip-gaussian-renderer",
     "gaussianip-prompt-processor",
     "gaussianip-hds-guidance",
+    "gaussianip-system",
 }
 
 
@@ -173,3 +174,32 @@ def test_hds_guidance_follows_threestudio_call_convention(threestudio):
     with pytest.raises(ConfigError, match="prompt is empty"):
         threestudio.find("gaussianip-prompt-processor")({"prompt": " ", "face_image": None,
                                                           "repel_face_image": None})  # fmt: skip
+
+
+def test_system_trains_and_tests_with_threestudio_config_loading(threestudio, tmp_path):
+    """threestudio's own config loader and a Lightning trainer on the CPU (launch.py itself
+    insists on a GPU); the tiny config, a few steps."""
+    import pytorch_lightning as pl
+    from threestudio.utils.config import load_config
+
+    from gaussianip.gaussians import load_ply
+
+    cfg = load_config(
+        str(REPO / "custom/gaussianip/configs/gaussianip-tiny.yaml"),
+        cli_args=[f"exp_root_dir={tmp_path}", "data.n_val_views=2", "data.n_test_views=4",
+                  "data.eval_height=32", "data.eval_width=32",
+                  "system.geometry.gaussians.init_num_points=1000"],
+        n_gpus=1,
+    )  # fmt: skip
+    dm = threestudio.find(cfg.data_type)(cfg.data)
+    system = threestudio.find(cfg.system_type)(cfg.system, resumed=False)
+    system.set_save_dir(os.path.join(cfg.trial_dir, "save"))
+    trainer = pl.Trainer(accelerator="cpu", max_steps=3, val_check_interval=3,
+                         num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+                         inference_mode=False, enable_progress_bar=False)  # fmt: skip
+    trainer.fit(system, datamodule=dm)
+    assert trainer.global_step == 3  # one Lightning step per training step
+    trainer.test(system, datamodule=dm)
+    save = Path(cfg.trial_dir) / "save"
+    assert load_ply(save / "stage1.ply")["means"].shape[1] == 3
+    assert list(save.glob("it3-test/*.png")) and list(save.glob("*.mp4"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -26,6 +27,9 @@ from gaussianip.gaussians import GaussianConfig, HumanDensifyStrategy, save_ply
 from gaussianip.gaussians.init import gaussians_from_body
 from gaussianip.images import image_row, save_png
 from gaussianip.paths import CONFIG_DIR, resolve_asset
+
+if TYPE_CHECKING:
+    from gaussianip.guidance.hds_guidance import HDSGuidance
 
 
 @dataclass
@@ -61,12 +65,16 @@ def load_run_config(path: str | Path, overrides: list[str]) -> DictConfig:
     return OmegaConf.merge(OmegaConf.load(file), OmegaConf.from_dotlist(overrides))
 
 
-def run(config: DictConfig, device: str = "cpu", out_root: str | None = None) -> dict[str, Path]:
-    """Run stage 1 for ``config``; returns the written files."""
+def build_stage1(
+    config: DictConfig | dict, device: str = "cpu"
+) -> tuple[Stage1Trainer, HDSGuidance]:
+    """Everything stage 1 needs, from the ``data`` and ``system`` sections of a config.
+    User errors are raised before any model is built."""
     from gaussianip.faces import build_face_analyser, extract_identity
     from gaussianip.guidance.hds_guidance import HDSGuidance, HDSGuidanceConfig, body_pose_images
     from gaussianip.prior.human_prior import HumanPrior, PriorConfig
 
+    config = OmegaConf.create(config) if isinstance(config, dict) else config
     # Everything a user can get wrong is checked before any model is built.
     system = parse_config(SystemConfig, config.get("system"), "system")
     data_cfg = parse_config(HumanCameraConfig, config.get("data"), "data")
@@ -107,6 +115,15 @@ def run(config: DictConfig, device: str = "cpu", out_root: str | None = None) ->
     sampler = HumanCameraSampler(data_cfg)
     trainer = Stage1Trainer(model, sampler, guidance, stage1_cfg, strategy)
 
+    return trainer, guidance
+
+
+def run(config: DictConfig, device: str = "cpu", out_root: str | None = None) -> dict[str, Path]:
+    """Run stage 1 for ``config``; returns the written files."""
+    trainer, guidance = build_stage1(config, device)
+    model, sampler = trainer.model, trainer.sampler
+    stage1_cfg = trainer.cfg
+    n_val_views = sampler.cfg.n_val_views
     stamp = time.strftime("%Y%m%d-%H%M%S")
     root = Path(out_root or config.get("exp_root_dir", "outputs"))
     save = root / f"{config.get('name', 'gaussianip')}@{stamp}" / "save"
@@ -125,7 +142,7 @@ def run(config: DictConfig, device: str = "cpu", out_root: str | None = None) ->
     from gaussianip.render.views import render_views
 
     with torch.no_grad():
-        views = render_views(model, sampler.turntable(data_cfg.n_val_views))["comp_rgb"]
+        views = render_views(model, sampler.turntable(n_val_views))["comp_rgb"]
     files = {
         "stage1.ply": save_ply(save / "stage1.ply", dict(model.params)),
         "stage1_views.png": save_png(save / "stage1_views.png", image_row(views, gap=4)),

@@ -67,9 +67,11 @@ class Stage1Trainer:
         self.strategy_state = self.strategy.initialize_state(scene_scale=model.cfg.scene_scale)
         self.generator = torch.Generator().manual_seed(self.cfg.seed)
 
-    def step(self, step: int) -> dict[str, float]:
+    def step(self, step: int, batch: dict[str, Any] | None = None) -> dict[str, float]:
+        """One training step; ``batch`` (a camera batch) defaults to a fresh sample."""
         cfg = self.cfg
-        batch = self.sampler.sample(step, self.generator)
+        if batch is None:
+            batch = self.sampler.sample(step, self.generator)
         out = render_views(self.model, batch, cfg.background, backend=cfg.backend)  # type: ignore[arg-type]
         self.strategy.step_pre_backward(
             self.model.params, self.optimizers, self.strategy_state, step, out["info"]

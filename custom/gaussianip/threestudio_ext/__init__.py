@@ -5,6 +5,6 @@ Everything here only adapts the threestudio-free engine (``gaussianip.data``,
 parsing and update hooks. Importing this module needs threestudio.
 """
 
-from gaussianip.threestudio_ext import data, geometry, guidance, renderer
+from gaussianip.threestudio_ext import data, geometry, guidance, renderer, system
 
-__all__ = ["data", "geometry", "guidance", "renderer"]
+__all__ = ["data", "geometry", "guidance", "renderer", "system"]
