@@ -39,3 +39,22 @@ def test_config_mistakes_fail_fast_and_clearly(tmp_path):
     done = _run(tmp_path, "system.face_image=missing.png")
     assert done.returncode == 2 and "missing.png" in done.stderr
     assert list(tmp_path.iterdir()) == []  # nothing was created
+
+
+def test_paper_config_parses_with_the_method_numbers():
+    from gaussianip.config import parse_config
+    from gaussianip.data import HumanCameraConfig
+    from gaussianip.engine.run import SystemConfig, load_run_config
+    from gaussianip.guidance.hds_guidance import HDSGuidanceConfig
+    from gaussianip.prior.human_prior import PriorConfig
+
+    cfg = load_run_config("custom/gaussianip/configs/gaussianip.yaml", [])
+    system = parse_config(SystemConfig, cfg.system, "system")
+    data = parse_config(HumanCameraConfig, cfg.data, "data")
+    prior = parse_config(PriorConfig, system.prior, "system.prior")
+    guidance = parse_config(HDSGuidanceConfig, system.guidance, "system.guidance")
+    assert (data.batch_size, data.height, data.close_up_start_step) == (4, 512, 1200)
+    assert prior.ip_adapter_file == "ip-adapter-faceid-plusv2_sd15.bin" and prior.id_scale == 0.5
+    assert (guidance.guidance_scale, guidance.repel_threshold) == (7.5, 170)
+    assert system.stage1["steps"] == cfg.trainer.max_steps == 2400
+    assert system.face_analyser == "buffalo_l"  # the stand-in is for the tiny preset only
