@@ -8,13 +8,13 @@ to Lightning only so that its step counter advances once per training step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from threestudio.systems.base import BaseSystem
 
-from gaussianip.engine.run import build_stage1
+from gaussianip.engine.run import SystemConfig, build_stage1
 from gaussianip.gaussians import save_ply
 from gaussianip.render.views import render_views
 from gaussianip.threestudio_ext.registry import register
@@ -23,26 +23,15 @@ from gaussianip.threestudio_ext.registry import register
 @register("gaussianip-system")
 class GaussianIPSystem(BaseSystem):
     @dataclass
-    class Config(BaseSystem.Config):
-        # The same keys as the ``system`` section that ``gaussianip run`` reads.
-        face_image: str | None = "load/portraits/eileen_collins_nasa.png"
-        repel_face_image: str | None = "load/portraits/grace_hopper_us_navy.jpg"
-        face_analyser: str = "buffalo_l"
-        face_analyser_root: str | None = None
-        body: dict = field(default_factory=dict)
-        prior: dict = field(default_factory=dict)
-        prompt_processor: dict = field(default_factory=dict)
-        guidance: dict = field(default_factory=dict)
-        geometry: dict = field(default_factory=dict)
-        stage1: dict = field(default_factory=dict)
+    class Config(SystemConfig, BaseSystem.Config):
+        """threestudio's system settings plus ours: the ``system`` section that
+        ``gaussianip run`` reads (``gaussianip.engine.run.SystemConfig``)."""
 
     cfg: Config
 
     def configure(self) -> None:
         self.automatic_optimization = False
-        keys = ("face_image", "repel_face_image", "face_analyser", "face_analyser_root", "body",
-                "prior", "prompt_processor", "guidance", "geometry", "stage1")  # fmt: skip
-        system = {k: getattr(self.cfg, k) for k in keys}
+        system = {f.name: getattr(self.cfg, f.name) for f in fields(SystemConfig)}
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.engine, self.guidance = build_stage1({"system": system, "data": {}}, device)
         self.gaussians = self.engine.model  # a submodule: checkpoints hold the Gaussians
