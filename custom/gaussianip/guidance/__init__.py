@@ -5,6 +5,7 @@ from gaussianip.guidance.schedule import (
     AdaptiveScheduleConfig,
     AdaptiveTimestepSchedule,
     LinearSchedule,
+    TimestepSchedule,
     UniformSchedule,
     build_timestep_schedule,
 )
@@ -13,6 +14,7 @@ __all__ = [
     "AdaptiveScheduleConfig",
     "AdaptiveTimestepSchedule",
     "LinearSchedule",
+    "TimestepSchedule",
     "UniformSchedule",
     "build_timestep_schedule",
     "hds_gradient",

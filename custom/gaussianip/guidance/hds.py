@@ -56,9 +56,18 @@ def sds_gradient(
 ) -> Tensor:
     """Plain SDS (DreamFusion) with classifier-free guidance, for ablations.
 
-    ``w(t) * (eps_cfg - noise)`` with ``eps_cfg = eps_null + s * (eps_pos - eps_null)``,
-    optionally rescaled towards ``eps_pos``'s standard deviation (Lin et al. 2023, as
-    diffusers' ``rescale_noise_cfg``). NaN and Inf become 0.
+    Args:
+        eps_pos: conditional noise prediction [B, C, h, w].
+        eps_null: unconditional noise prediction [B, C, h, w].
+        noise: the noise that was added to the latents [B, C, h, w].
+        t: diffusion timestep of each view [B] (long).
+        alphas_cumprod: the scheduler's cumulative alphas [T].
+        guidance_rescale: phi of Lin et al. 2023; 0 turns the rescale off.
+
+    Returns ``w(t) * (eps_cfg - noise)`` [B, C, h, w] with
+    ``eps_cfg = eps_null + guidance_scale * (eps_pos - eps_null)``, optionally blended with
+    its copy rescaled to ``eps_pos``'s per-view standard deviation (as diffusers'
+    ``rescale_noise_cfg``), ``w(t) = 1 - alpha_bar(t)``; NaN and Inf become 0.
     """
     eps_cfg = eps_null + guidance_scale * (eps_pos - eps_null)
     if guidance_rescale > 0.0:
@@ -72,7 +81,12 @@ def sds_gradient(
 
 
 def latent_loss_from_gradient(latents: Tensor, grad: Tensor) -> Tensor:
-    """``0.5 * ||z - stopgrad(z - grad)||^2 / B``: a scalar whose gradient with respect to
-    ``latents`` [B, ...] is ``grad / B`` (the per-view gradient, averaged over views)."""
+    """``0.5 * ||z - stopgrad(z - grad)||^2 / B`` for latents z [B, C, h, w].
+
+    Its gradient with respect to ``latents`` is ``grad / B``, not ``grad``: each view's
+    gradient is averaged over the B views, as in the authors' code (method.md's "so
+    d loss / d z = grad" leaves out the 1 / B). Its value is ``0.5 * ||grad||^2 / B``,
+    useful only for logging.
+    """
     target = (latents - grad).detach()
     return 0.5 * ((latents - target) ** 2).sum() / latents.shape[0]
