@@ -56,8 +56,10 @@ class FaceIDLoRAAttnProcessor(nn.Module):
         self.to_v_lora = LoRALinear(context_dim, hidden_size, rank)
         self.to_out_lora = LoRALinear(hidden_size, hidden_size, rank)
 
-    # --- the steps shared with the IP variant -------------------------------------------
-    def _prepare(self, attn: nn.Module, hidden_states: Tensor, temb: Tensor | None):
+    # --- the steps shared with the IP variant and the VCR processors ------------------------
+    def prepare(self, attn: nn.Module, hidden_states: Tensor, temb: Tensor | None):
+        """Tokens [B, N, C] of ``hidden_states`` (after the layer's norms) and the 4-D shape
+        to restore, or None."""
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
         shape = None
@@ -69,15 +71,27 @@ class FaceIDLoRAAttnProcessor(nn.Module):
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
         return hidden_states, shape
 
-    def _attend(self, attn: nn.Module, query: Tensor, context: Tensor, mask: Tensor | None):
+    def query(self, attn: nn.Module, tokens: Tensor) -> Tensor:
+        """Queries [B, N, C] of ``tokens`` [B, N, C] (with the LoRA)."""
+        return attn.to_q(tokens) + self.lora_scale * self.to_q_lora(tokens)
+
+    def key_value(self, attn: nn.Module, context: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values [B, M, C] of ``context`` [B, M, C'] (with the LoRA)."""
         key = attn.to_k(context) + self.lora_scale * self.to_k_lora(context)
         value = attn.to_v(context) + self.lora_scale * self.to_v_lora(context)
+        return key, value
+
+    def attend(self, attn: nn.Module, query: Tensor, context: Tensor,
+               mask: Tensor | None = None) -> Tensor:  # fmt: skip
+        """``softmax(Q K^T / sqrt(d)) V`` [B, N, C] for queries [B, N, C] over ``context``."""
+        key, value = self.key_value(attn, context)
         out = F.scaled_dot_product_attention(
             _heads(attn, query), _heads(attn, key), _heads(attn, value), attn_mask=mask
         )
         return _merge(out).to(query.dtype)
 
-    def _finish(self, attn, out: Tensor, residual: Tensor, shape) -> Tensor:
+    def finish(self, attn: nn.Module, out: Tensor, residual: Tensor, shape) -> Tensor:
+        """Output projection (with the LoRA), residual and rescale, back to ``shape``."""
         out = attn.to_out[0](out) + self.lora_scale * self.to_out_lora(out)
         out = attn.to_out[1](out)  # dropout
         if shape is not None:
@@ -102,13 +116,13 @@ class FaceIDLoRAAttnProcessor(nn.Module):
         **kwargs: object,
     ) -> Tensor:
         residual = hidden_states
-        hidden_states, shape = self._prepare(attn, hidden_states, temb)
+        hidden_states, shape = self.prepare(attn, hidden_states, temb)
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         if encoder_hidden_states is not None and attn.norm_cross:
             context = attn.norm_encoder_hidden_states(context)
         mask = self._mask(attn, attention_mask, context.shape[1], context.shape[0])
-        query = attn.to_q(hidden_states) + self.lora_scale * self.to_q_lora(hidden_states)
-        return self._finish(attn, self._attend(attn, query, context, mask), residual, shape)
+        query = self.query(attn, hidden_states)
+        return self.finish(attn, self.attend(attn, query, context, mask), residual, shape)
 
 
 class FaceIDLoRAIPAttnProcessor(FaceIDLoRAAttnProcessor):
@@ -144,21 +158,21 @@ class FaceIDLoRAIPAttnProcessor(FaceIDLoRAAttnProcessor):
         if encoder_hidden_states is None:
             raise ValueError("FaceIDLoRAIPAttnProcessor is for cross-attention layers only.")
         residual = hidden_states
-        hidden_states, shape = self._prepare(attn, hidden_states, temb)
+        hidden_states, shape = self.prepare(attn, hidden_states, temb)
         split = encoder_hidden_states.shape[1] - self.num_tokens
         text, id_tokens = encoder_hidden_states[:, :split], encoder_hidden_states[:, split:]
         if attn.norm_cross:
             text = attn.norm_encoder_hidden_states(text)
         mask = self._mask(attn, attention_mask, text.shape[1], text.shape[0])
-        query = attn.to_q(hidden_states) + self.lora_scale * self.to_q_lora(hidden_states)
-        out = self._attend(attn, query, text, mask)
+        query = self.query(attn, hidden_states)
+        out = self.attend(attn, query, text, mask)
         ip = F.scaled_dot_product_attention(
             _heads(attn, query),
             _heads(attn, self.to_k_ip(id_tokens.to(self.to_k_ip.weight.dtype)).to(query.dtype)),
             _heads(attn, self.to_v_ip(id_tokens.to(self.to_v_ip.weight.dtype)).to(query.dtype)),
         )
         out = out + self.scale * _merge(ip).to(out.dtype)
-        return self._finish(attn, out, residual, shape)
+        return self.finish(attn, out, residual, shape)
 
 
 def _hidden_size(unet: nn.Module, name: str) -> int:

@@ -101,10 +101,12 @@ class HumanPrior:
         return self.text_encoder(ids.to(self.device))[0].to(self.dtype)
 
     @torch.no_grad()
-    def encode_identity(self, embedding: np.ndarray | None, crop: np.ndarray | None) -> Tensor:
+    def encode_identity(self, embedding: np.ndarray | None, crop: np.ndarray | None,
+                        shortcut_scale: float | None = None) -> Tensor:  # fmt: skip
         """ID tokens [1, 4, D] from an ArcFace embedding [512] and an aligned face crop
         [224, 224, 3] uint8; ``None`` for both gives the unconditional tokens (a zero
-        embedding and an all-zero normalised image, as the reference implementation)."""
+        embedding and an all-zero normalised image, as the reference implementation).
+        ``shortcut_scale`` defaults to the config's (distillation's) value."""
         if self.adapter is None:
             raise ConfigError("This prior has no identity adapter (prior.ip_adapter is null).")
         if crop is None:
@@ -117,17 +119,26 @@ class HumanPrior:
         clip = self.image_encoder(pixels, output_hidden_states=True).hidden_states[-2]
         dim = self.adapter.image_proj.cfg.id_embeddings_dim
         ids = torch.zeros(1, dim) if embedding is None else torch.from_numpy(embedding)[None]
-        return self.adapter.encode(ids.to(self.device), clip, self.cfg.shortcut_scale)
+        scale = self.cfg.shortcut_scale if shortcut_scale is None else shortcut_scale
+        return self.adapter.encode(ids.to(self.device), clip, scale)
 
     # ------------------------------------------------------------------ images and noise
-    def encode_rgb(self, rgb: Tensor, resolution: int) -> Tensor:
+    def encode_rgb(self, rgb: Tensor, resolution: int, sample: bool = True) -> Tensor:
         """Latents [B, 4, r/8, r/8] of renders ``rgb`` [B, H, W, 3] in [0, 1], with
-        gradient (the render is resized to ``resolution`` first)."""
+        gradient (the render is resized to ``resolution`` first). ``sample=False`` takes
+        the posterior mean (deterministic, for refinement)."""
         x = rgb.permute(0, 3, 1, 2)
         if x.shape[-1] != resolution or x.shape[-2] != resolution:
             x = F.interpolate(x, (resolution, resolution), mode="bilinear", align_corners=False)
         posterior = self.vae.encode((x * 2 - 1).to(self.dtype)).latent_dist
-        return posterior.sample() * self.vae.config.scaling_factor
+        latents = posterior.sample() if sample else posterior.mean
+        return latents * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def decode_latents(self, latents: Tensor) -> Tensor:
+        """Images [B, H, W, 3] in [0, 1] (float32) of latents [B, 4, H/8, W/8]."""
+        x = self.vae.decode((latents / self.vae.config.scaling_factor).to(self.dtype)).sample
+        return ((x.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
 
     def predict_noise(self, latents: Tensor, t: Tensor, context: Tensor,
                       pose: Tensor | None = None) -> Tensor:  # fmt: skip
