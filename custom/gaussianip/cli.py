@@ -33,11 +33,25 @@ def _add_verbose(parser: argparse.ArgumentParser, default: object = argparse.SUP
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the method from a YAML config (stage 1 for now)")
+    p = sub.add_parser("run", help="run the whole method from a YAML config")
     p.add_argument("--config", required=True, help="YAML config, e.g. gaussianip-tiny.yaml")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", default=None, help="output root (default: the config's exp_root_dir)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
+    _add_verbose(p)
+
+
+def _add_download(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "download", help="fetch every model weight a config needs (run once, online)"
+    )
+    p.add_argument(
+        "--config", default="gaussianip.yaml", help="YAML config whose system.prior to fetch"
+    )
+    p.add_argument(
+        "--dir", type=Path, default=None, help="folder for copies (default: the HF cache)"
+    )
+    p.add_argument("--no-faces", action="store_true", help="skip the insightface face pack")
     _add_verbose(p)
 
 
@@ -47,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_preview(sub)
     _add_run(sub)
+    _add_download(sub)
     return parser
 
 
@@ -73,7 +88,47 @@ def _run(args: argparse.Namespace) -> None:
     run(load_run_config(args.config, args.overrides), device=args.device, out_root=args.out)
 
 
-COMMANDS = {"preview": _preview, "run": _run}
+def _download_lpips_backbone(system) -> None:
+    """torchvision's VGG16 (the LPIPS backbone of the reconstruction) into torch's cache."""
+    from gaussianip.config import parse_config
+    from gaussianip.engine.reconstruction import ReconstructionConfig, lpips_backbone_path
+    from gaussianip.errors import AssetError
+
+    cfg = parse_config(ReconstructionConfig, system.get("reconstruction"), "system.reconstruction")
+    if not cfg.lpips_pretrained or cfg.lambda_lpips <= 0 or lpips_backbone_path().exists():
+        return
+    from torchvision.models import VGG16_Weights
+
+    try:
+        VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+    except Exception as err:  # network errors come in many types
+        raise AssetError(f"Could not download the LPIPS VGG16 backbone: {err}") from err
+    print(f"LPIPS VGG16 backbone: {lpips_backbone_path()}")
+
+
+def _download(args: argparse.Namespace) -> None:
+    from gaussianip.config import parse_config
+    from gaussianip.engine.config import load_run_config
+    from gaussianip.prior.human_prior import PriorConfig
+    from gaussianip.prior.weights import download_weights, local_overrides, required_weights
+
+    system = load_run_config(args.config, []).get("system") or {}
+    prior = parse_config(PriorConfig, system.get("prior"), "system.prior")
+    face_analyser = None if args.no_faces else system.get("face_analyser", "buffalo_l")
+    _download_lpips_backbone(system)
+    sources = required_weights(prior, face_analyser)
+    if not sources:
+        print(f"nothing to download for '{args.config}' (prior preset '{prior.preset}')")
+        return
+    paths = download_weights(prior, args.dir, face_analyser, system.get("face_analyser_root"))
+    for source, path in zip(sources, paths, strict=True):
+        print(f"{source.label}: {path}")
+    if args.dir is not None:
+        print("Point the config at these copies (YAML, or the same keys as key=value):")
+        print(local_overrides(sources, paths))
+
+
+COMMANDS = {"preview": _preview, "run": _run, "download": _download}
 
 
 def main(argv: list[str] | None = None) -> int:
