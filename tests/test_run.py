@@ -1,7 +1,11 @@
-"""``gaussianip run`` with the tiny config: stage 1 end to end on the CPU."""
+"""``gaussianip run`` with the tiny config: the whole method end to end on the CPU."""
 
+import json
 import subprocess
 import sys
+
+import cv2
+import pytest
 
 from gaussianip.gaussians import load_ply
 
@@ -11,6 +15,8 @@ SHORT = [
     "system.guidance.timestep_schedule_cfg.total_steps=6",
     "system.geometry.densify.refine_every=4",
     "system.geometry.densify.refine_start_iter=1",
+    "system.reconstruction.steps=3",
+    "data.n_test_views=6",
 ]
 
 
@@ -19,16 +25,67 @@ def _run(tmp_path, *extra):
     return subprocess.run(cmd + list(extra), capture_output=True, text=True)
 
 
-def test_tiny_stage1_writes_its_outputs(tmp_path):
-    done = _run(tmp_path, *SHORT)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One whole tiny run (stage 1, VCR, reconstruction), shared by the tests below."""
+    root = tmp_path_factory.mktemp("runs")
+    done = _run(root, *SHORT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = list(root.iterdir())
+    return run_dir, done
+
+
+def test_tiny_method_writes_every_output(tiny_run):
+    run_dir, done = tiny_run
+    save = run_dir / "save"
+    assert run_dir.name.startswith("gaussianip-tiny@")
+    stage1 = load_ply(save / "stage1.ply")
+    assert stage1["means"].shape[0] > 2000  # densified at step 4
+    final = load_ply(save / "gaussians.ply")
+    assert final["means"].shape == stage1["means"].shape  # no densification in stage 2
+    assert not (final["sh0"] == stage1["sh0"]).all()  # the reconstruction changed colours
+    assert sorted(p.name for p in (save / "vcr").iterdir()) == [
+        f"view_{i:02d}.png" for i in range(16)
+    ]
+    grid = cv2.imread(str(save / "vcr_views.png"))
+    assert grid.shape[:2] == (4 * 64 + 3 * 4, 8 * 64 + 7 * 4)  # 2 x (before, after) rows
+    video = cv2.VideoCapture(str(save / "turntable.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    ok, frame = video.read()
+    assert ok and frame.shape[:2] == (128, 128)
+    metrics = json.loads((save / "metrics.json").read_text())
+    assert metrics["phases"]["stage1"]["steps"] == 6
+    assert metrics["phases"]["vcr"]["views"] == 16
+    assert metrics["phases"]["reconstruction"]["steps"] == 3
+    assert all(p["seconds"] > 0 for p in metrics["phases"].values())
+    assert metrics["identity"]["arcface_cosine"] is None  # stand-in analyser: no check
+    assert "stand-in" in metrics["identity"]["reason"]
+    assert metrics["config"]["vcr"]["lambda_self"] == 0.55
+    # progress bars name the phases; one summary line names the outputs
+    for phase in ("stage 1", "VCR", "reconstruction", "phase=1"):
+        assert phase in done.stderr
+    assert "gaussianip: done" in done.stdout and "turntable.mp4" in done.stdout
+
+
+def test_restart_at_stage2_reuses_stage1_and_refined_views(tiny_run, tmp_path):
+    first = tiny_run[0] / "save"
+    done = _run(tmp_path, *SHORT, f"system.stage2_from={first}")
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = list(tmp_path.iterdir())
-    assert run_dir.name.startswith("gaussianip-tiny@")
-    params = load_ply(run_dir / "save" / "stage1.ply")
-    assert params["means"].shape[0] > 3000  # densified at step 4
-    assert (run_dir / "save" / "stage1_views.png").stat().st_size > 0
-    assert "stage 1: 6 steps" in done.stdout
-    assert "phase=1" in done.stderr  # the progress bar names the phase
+    save = run_dir / "save"
+    metrics = json.loads((save / "metrics.json").read_text())
+    assert "stage1" not in metrics["phases"]
+    assert metrics["phases"]["vcr"]["reused_views"] == 16
+    assert metrics["config"]["stage1"]["steps"] == 0
+    assert (save / "gaussians.ply").exists() and (save / "vcr_views.png").exists()
+    assert load_ply(save / "gaussians.ply")["means"].shape == (
+        load_ply(first / "stage1.ply")["means"].shape
+    )
+
+
+def test_restart_needs_a_finished_stage1(tmp_path):
+    done = _run(tmp_path / "out", "system.stage2_from=" + str(tmp_path))
+    assert done.returncode == 2 and "no stage1.ply there" in done.stderr
 
 
 def test_config_mistakes_fail_fast_and_clearly(tmp_path):
@@ -44,9 +101,11 @@ def test_config_mistakes_fail_fast_and_clearly(tmp_path):
 def test_paper_config_parses_with_the_method_numbers():
     from gaussianip.config import parse_config
     from gaussianip.data import HumanCameraConfig
-    from gaussianip.engine.run import SystemConfig, load_run_config
+    from gaussianip.engine.config import SystemConfig, load_run_config
+    from gaussianip.engine.reconstruction import ReconstructionConfig
     from gaussianip.guidance.hds_guidance import HDSGuidanceConfig
     from gaussianip.prior.human_prior import PriorConfig
+    from gaussianip.refine import VCRConfig
 
     cfg = load_run_config("custom/gaussianip/configs/gaussianip.yaml", [])
     system = parse_config(SystemConfig, cfg.system, "system")
@@ -56,5 +115,13 @@ def test_paper_config_parses_with_the_method_numbers():
     assert (data.batch_size, data.height, data.close_up_start_step) == (4, 512, 1200)
     assert prior.ip_adapter_file == "ip-adapter-faceid-plusv2_sd15.bin" and prior.id_scale == 0.5
     assert (guidance.guidance_scale, guidance.repel_threshold) == (7.5, 170)
-    assert system.stage1["steps"] == cfg.trainer.max_steps == 2400
+    assert system.stage1["steps"] == 2400
+    assert cfg.trainer.max_steps == 2400 + 800  # stage 1 + reconstruction
+    vcr = parse_config(VCRConfig, system.vcr, "system.vcr")
+    assert (vcr.refine_steps, vcr.num_inference_steps, vcr.lambda_self) == (8, 50, 0.55)
+    assert len(vcr.layers) == 3 and (vcr.id_scale, vcr.shortcut_scale) == (0.6, 0.5)
+    assert (data.ring_size, data.ring_height, data.ring_elevation) == (32, 1024, 17)
+    recon = parse_config(ReconstructionConfig, system.reconstruction, "system.reconstruction")
+    assert (recon.steps, recon.batch_size, recon.lambda_l1, recon.lambda_lpips) == (
+        800, 8, 10.0, 15.0)
     assert system.face_analyser == "buffalo_l"  # the stand-in is for the tiny preset only

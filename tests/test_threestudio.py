@@ -176,9 +176,11 @@ def test_hds_guidance_follows_threestudio_call_convention(threestudio):
                                                           "repel_face_image": None})  # fmt: skip
 
 
-def test_system_trains_and_tests_with_threestudio_config_loading(threestudio, tmp_path):
+def test_system_runs_the_whole_method_with_threestudio_config_loading(threestudio, tmp_path):
     """threestudio's own config loader and a Lightning trainer on the CPU (launch.py itself
-    insists on a GPU); the tiny config, a few steps."""
+    insists on a GPU): the tiny config, stage 1 + refinement + reconstruction in few steps."""
+    import json
+
     import pytorch_lightning as pl
     from threestudio.utils.config import load_config
 
@@ -187,19 +189,26 @@ def test_system_trains_and_tests_with_threestudio_config_loading(threestudio, tm
     cfg = load_config(
         str(REPO / "custom/gaussianip/configs/gaussianip-tiny.yaml"),
         cli_args=[f"exp_root_dir={tmp_path}", "data.n_val_views=2", "data.n_test_views=4",
-                  "data.eval_height=32", "data.eval_width=32",
-                  "system.geometry.gaussians.init_num_points=1000"],
+                  "data.eval_height=32", "data.eval_width=32", "data.ring_height=32",
+                  "data.ring_width=32", "system.geometry.gaussians.init_num_points=1000",
+                  "system.stage1.steps=2", "system.reconstruction.steps=2"],
         n_gpus=1,
     )  # fmt: skip
+    assert cfg.trainer.max_steps == 4  # the YAML's ${add:...} in threestudio's loader
     dm = threestudio.find(cfg.data_type)(cfg.data)
     system = threestudio.find(cfg.system_type)(cfg.system, resumed=False)
     system.set_save_dir(os.path.join(cfg.trial_dir, "save"))
-    trainer = pl.Trainer(accelerator="cpu", max_steps=3, val_check_interval=3,
+    trainer = pl.Trainer(accelerator="cpu", max_steps=50, val_check_interval=4,
                          num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
                          inference_mode=False, enable_progress_bar=False)  # fmt: skip
     trainer.fit(system, datamodule=dm)
-    assert trainer.global_step == 3  # one Lightning step per training step
-    trainer.test(system, datamodule=dm)
+    assert trainer.global_step == 4  # max_steps lowered to stage 1 + reconstruction
     save = Path(cfg.trial_dir) / "save"
-    assert load_ply(save / "stage1.ply")["means"].shape[1] == 3
-    assert list(save.glob("it3-test/*.png")) and list(save.glob("*.mp4"))
+    for name in ("stage1.ply", "gaussians.ply", "vcr_views.png", "turntable.mp4",
+                 "metrics.json", "vcr/view_15.png"):  # fmt: skip
+        assert (save / name).is_file(), name
+    metrics = json.loads((save / "metrics.json").read_text())
+    assert metrics["phases"]["reconstruction"]["steps"] == 2
+    assert load_ply(save / "gaussians.ply")["means"].shape[1] == 3
+    trainer.test(system, datamodule=dm)
+    assert len(list(save.glob("it4-test/*.png"))) == 4

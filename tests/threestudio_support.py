@@ -51,6 +51,7 @@ STUBS_DIR = Path(__file__).resolve().parent / "threestudio_stubs"
 STANDIN_PACKAGES: dict[str, str] = {
     "tinycudann": "tinycudann",
     "nvdiffrast": "nvdiffrast.torch",
+    "wandb": "wandb",
 }
 
 # import name -> what to pip install, for the ones whose names differ

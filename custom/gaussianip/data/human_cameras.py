@@ -95,6 +95,16 @@ def check_camera_config(cfg: HumanCameraConfig) -> None:
                 f"data.{name} must be a positive multiple of 8 (the VAE downsamples by 8), "
                 f"got {value}."
             )
+    if cfg.ring_size % 8:
+        raise ConfigError(
+            f"data.ring_size must be a multiple of 8 (16, 32, 64): the refinement needs views "
+            f"at every 45 degrees, got {cfg.ring_size}."
+        )
+    if cfg.ring_height != cfg.ring_width:
+        raise ConfigError(
+            f"data.ring_height and data.ring_width must be equal (square refinement views), "
+            f"got {cfg.ring_height} x {cfg.ring_width}."
+        )
     for name in ("head_prob", "back_prob"):
         value = getattr(cfg, name)
         if not 0.0 <= value <= 1.0:

@@ -1,21 +1,30 @@
-"""``gaussianip-system``: the method inside threestudio's launch loop (stage 1 for now).
+"""``gaussianip-system``: the whole method inside threestudio's launch loop.
 
-Each training step is the engine's ``Stage1Trainer.step`` on threestudio's camera batch.
+Each training step is one step of the engine's ``GaussianIPPipeline`` (stage 1 on
+threestudio's camera batch, then, at the first step after stage 1, the View-Consistent
+Refinement followed by the reconstruction steps). The run's length is the pipeline's,
+``system.stage1.steps + system.reconstruction.steps`` (0 stage-1 steps when starting from
+``system.stage2_from``): a larger ``trainer.max_steps`` is lowered to it. Outputs go to the trial's
+``save/`` folder, as with ``gaussianip run``.
+
 The Gaussians keep their own per-parameter Adam optimisers (gsplat's densification needs
-them), so Lightning runs in manual optimisation; a parameter-free optimiser is returned
-to Lightning only so that its step counter advances once per training step.
+them), so Lightning runs in manual optimisation; a parameter-free optimiser is returned to
+Lightning only so that its step counter advances once per training step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
+import threestudio
 import torch
 from threestudio.systems.base import BaseSystem
 
-from gaussianip.engine.run import SystemConfig, build_stage1
-from gaussianip.gaussians import save_ply
+from gaussianip.data import HumanCameraConfig
+from gaussianip.engine.config import SystemConfig
+from gaussianip.engine.pipeline import GaussianIPPipeline
 from gaussianip.render.views import render_views
 from gaussianip.threestudio_ext.registry import register
 
@@ -25,7 +34,7 @@ class GaussianIPSystem(BaseSystem):
     @dataclass
     class Config(SystemConfig, BaseSystem.Config):
         """threestudio's system settings plus ours: the ``system`` section that
-        ``gaussianip run`` reads (``gaussianip.engine.run.SystemConfig``)."""
+        ``gaussianip run`` reads (``gaussianip.engine.config.SystemConfig``)."""
 
     cfg: Config
 
@@ -33,20 +42,45 @@ class GaussianIPSystem(BaseSystem):
         self.automatic_optimization = False
         system = {f.name: getattr(self.cfg, f.name) for f in fields(SystemConfig)}
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.engine, self.guidance = build_stage1({"system": system, "data": {}}, device)
-        self.gaussians = self.engine.model  # a submodule: checkpoints hold the Gaussians
+        self.pipeline = GaussianIPPipeline({"system": system, "data": {}}, device)
+        self.gaussians = self.pipeline.model  # a submodule: checkpoints hold the Gaussians
         self._step_counter = torch.nn.Parameter(torch.zeros(()))
+        self._finished = False
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD([self._step_counter], lr=0.0)
 
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if isinstance(getattr(datamodule, "cfg", None), HumanCameraConfig):
+            self.pipeline.use_camera_config(datamodule.cfg)  # ring and turntable settings
+        self.pipeline.save_dir = Path(self.get_save_dir())
+        total = self.pipeline.total_steps
+        if self.trainer.max_steps > total or self.trainer.max_steps < 0:
+            threestudio.info(f"trainer.max_steps set to {total} (stage 1 + reconstruction).")
+            self.trainer.fit_loop.epoch_loop.max_steps = total
+        elif self.trainer.max_steps < total:
+            threestudio.warn(f"trainer.max_steps={self.trainer.max_steps} stops the run before "
+                             f"the method's {total} steps (stage 1 + reconstruction).")  # fmt: skip
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         step = self.true_global_step
-        logs = self.engine.step(step, batch)
+        stage1 = step < self.pipeline.stage1_steps
+        logs = self.pipeline.train_step(step, batch if stage1 else None)
         self.optimizers().step()  # advances Lightning's global step by one
         for key, value in logs.items():
             self.log(f"train/{key}", value, prog_bar=key in ("loss", "timestep"))
-        self.log("train/phase", float(self.guidance.schedule.phase(step)), prog_bar=True)
+        self.log("train/stage", 1.0 if stage1 else 2.0, prog_bar=True)
+
+    def on_train_end(self) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self._finished:
+            files = self.pipeline.finish()
+            self._finished = True
+            threestudio.info("gaussianip: wrote " + ", ".join(str(p) for p in files.values()))
 
     def _render(self, batch: dict[str, Any]) -> torch.Tensor:
         with torch.no_grad():
@@ -74,8 +108,8 @@ class GaussianIPSystem(BaseSystem):
         )
 
     def on_test_epoch_end(self) -> None:
-        save_ply(self.get_save_path("stage1.ply"), dict(self.gaussians.params))
-        self.save_img_sequence(
-            f"it{self.true_global_step}-test", f"it{self.true_global_step}-test", r"(\d+)\.png",
-            save_format="mp4", fps=30, name="test", step=self.true_global_step,
-        )  # fmt: skip
+        # The turntable video is the engine's turntable.mp4 (OpenCV, no ffmpeg needed);
+        # a --test run from a checkpoint writes the final outputs here.
+        if self.pipeline.save_dir is None:
+            self.pipeline.save_dir = Path(self.get_save_dir())
+        self._finish()

@@ -1,0 +1,233 @@
+"""The whole method as one engine: stage 1, View-Consistent Refinement, reconstruction.
+
+``GaussianIPPipeline(config, device, save_dir)`` checks the config, builds everything, and
+is then driven one step at a time by a host (our CLI's ``run`` or threestudio's
+``gaussianip-system``): ``train_step(step)`` for ``step`` in ``range(total_steps)``, then
+``finish()``. Steps ``[0, stage1_steps)`` are stage 1; the first step after it runs the
+refinement (all views, one call) before its reconstruction step. Files appear in
+``save_dir`` as soon as they exist:
+
+- after stage 1: ``stage1.ply``, ``stage1_views.png``;
+- after refinement: ``vcr/view_XX.png`` (every refined view) and ``vcr_views.png``;
+- at the end: ``gaussians.ply``, ``turntable.mp4``, ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from gaussianip.data import HumanCameraConfig, HumanCameraSampler, select_views
+from gaussianip.engine.config import RunSettings, parse_run_config
+from gaussianip.engine.reconstruction import Reconstructor
+from gaussianip.engine.stage1 import Stage1Trainer
+from gaussianip.gaussians import GaussianModel, load_ply, save_ply
+from gaussianip.gaussians.init import gaussians_from_body
+from gaussianip.images import image_grid, image_row, save_json, save_mp4, save_png
+from gaussianip.render.views import render_views
+
+log = logging.getLogger(__name__)
+
+VCR_DIR = "vcr"
+
+
+def vcr_view_name(view: int) -> str:
+    return f"view_{view:02d}.png"
+
+
+class GaussianIPPipeline:
+    """Stage 1 -> VCR -> reconstruction on one device (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: DictConfig | dict | RunSettings,
+        device: str | torch.device = "cpu",
+        save_dir: str | Path | None = None,
+    ) -> None:
+        from gaussianip.body import build_body_model
+        from gaussianip.faces import build_face_analyser, extract_identity
+        from gaussianip.guidance.hds_guidance import HDSGuidance, body_pose_images
+        from gaussianip.prior.human_prior import HumanPrior
+
+        # Everything a user can get wrong is checked before any model is built.
+        s = config if isinstance(config, RunSettings) else parse_run_config(config)
+        self.settings, self.device = s, torch.device(device)
+        self.save_dir = Path(save_dir) if save_dir is not None else None
+        self.body = build_body_model(**vars(s.body))
+        torch.manual_seed(s.seed)
+
+        t0 = time.perf_counter()
+        self.analyser = build_face_analyser(s.system.face_analyser, s.system.face_analyser_root)
+        portraits = (s.system.face_image, s.system.repel_face_image)
+        self.identity, repel = (extract_identity(p, self.analyser) if p else None
+                                for p in portraits)  # fmt: skip
+        self.prior = HumanPrior.build(s.prior, self.device)
+        body_on_device = self.body.to(self.device)
+        self.pose_images = body_pose_images(body_on_device)
+        self.guidance: HDSGuidance | None = HDSGuidance(
+            self.prior, s.guidance, self.identity, repel, self.pose_images
+        )
+        self.sampler = HumanCameraSampler(s.data)
+        if s.stage1_ply is not None:
+            self.model = GaussianModel(load_ply(s.stage1_ply), s.gaussians).to(self.device)
+            self.stage1_steps = 0
+            log.info("Starting at stage 2 from %s (%d Gaussians).", s.stage1_ply,
+                     self.model.num_gaussians)  # fmt: skip
+        else:
+            generator = torch.Generator().manual_seed(0)
+            self.model = gaussians_from_body(self.body, s.gaussians, generator).to(self.device)
+            self.stage1_steps = s.stage1.steps
+        self.stage1: Stage1Trainer | None = (
+            Stage1Trainer(self.model, self.sampler, self.guidance, s.stage1, s.densify)
+            if self.stage1_steps
+            else None
+        )
+        self.reconstructor: Reconstructor | None = None
+        self.refined: Tensor | None = None
+        self.metrics: dict[str, Any] = {"setup_seconds": time.perf_counter() - t0, "phases": {}}
+        self._phase_start = time.perf_counter()
+
+    # ------------------------------------------------------------------ the schedule
+    @property
+    def total_steps(self) -> int:
+        return self.stage1_steps + self.settings.reconstruction.steps
+
+    def phase(self, step: int) -> str:
+        return "stage1" if step < self.stage1_steps else "reconstruction"
+
+    def use_camera_config(self, cfg: HumanCameraConfig) -> None:
+        """Take a host's camera settings (threestudio's ``data`` section)."""
+        self.sampler = HumanCameraSampler(cfg)
+        if self.stage1 is not None:
+            self.stage1.sampler = self.sampler
+
+    # ------------------------------------------------------------------ steps
+    def train_step(
+        self,
+        step: int,
+        batch: dict[str, Any] | None = None,
+        on_refine_step: Callable[[int, int], None] | None = None,
+    ) -> dict[str, float]:
+        """One step of the run. ``batch``: the host's camera batch (stage 1 only)."""
+        if step < self.stage1_steps:
+            assert self.stage1 is not None
+            logs = self.stage1.step(step, batch)
+            if step == self.stage1_steps - 1:
+                self.finish_stage1()
+            return logs
+        if self.reconstructor is None:
+            self.refine(on_refine_step)
+        assert self.reconstructor is not None
+        return self.reconstructor.step(step - self.stage1_steps)
+
+    def _end_phase(self, name: str, **values: Any) -> None:
+        now = time.perf_counter()
+        self.metrics["phases"][name] = {"seconds": round(now - self._phase_start, 3), **values}
+        self._phase_start = now
+
+    def finish_stage1(self) -> None:
+        """Save stage 1's result and free what only stage 1 needed."""
+        self._end_phase("stage1", steps=self.stage1_steps)
+        if self.save_dir is not None:
+            save_ply(self.save_dir / "stage1.ply", dict(self.model.params))
+            views = self.render_turntable(self.sampler.cfg.n_val_views)
+            save_png(self.save_dir / "stage1_views.png", image_row(views, gap=4))
+        self.stage1 = None  # optimisers, densification state
+        self.guidance = None  # stage-1 conditions; the prior itself is shared with VCR
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @torch.no_grad()
+    def render_turntable(self, n_views: int | None = None) -> Tensor:
+        """[N, H, W, 3] evaluation turntable renders of the current Gaussians."""
+        return self.render_each(self.sampler.turntable(n_views))
+
+    @torch.no_grad()
+    def render_each(self, cameras: dict[str, Any]) -> Tensor:
+        """[N, H, W, 3] renders (on the CPU) of the N views of ``cameras``, one at a time
+        (1024-px rings stay small in memory)."""
+        backend = self.settings.stage1.backend
+        n_views = cameras["c2w"].shape[0]
+        return torch.cat([
+            render_views(self.model, select_views(cameras, [i]),
+                         backend=backend)["comp_rgb"].cpu()  # type: ignore[arg-type]
+            for i in range(n_views)
+        ])  # fmt: skip
+
+    def _existing_views(self, n_views: int) -> dict[int, Tensor]:
+        """Refined views already on disk (a restarted stage 2)."""
+        from gaussianip.images import load_png
+
+        found: dict[int, Tensor] = {}
+        folders = [self.save_dir / VCR_DIR] if self.save_dir is not None else []
+        if self.settings.stage1_ply is not None:
+            folders.append(self.settings.stage1_ply.parent / VCR_DIR)
+        for folder in folders:
+            for view in range(n_views):
+                file = folder / vcr_view_name(view)
+                if view not in found and file.is_file():
+                    found[view] = load_png(file)
+        return found
+
+    def refine(self, on_step: Callable[[int, int], None] | None = None) -> Tensor:
+        """Render the ring, refine every view (reusing views already refined), save them
+        and set up the reconstruction. Returns the refined views [N, H, W, 3]."""
+        from gaussianip.refine import ViewConsistentRefiner
+
+        s = self.settings
+        cameras = self.sampler.refinement_ring()
+        n_views = cameras["c2w"].shape[0]
+        before = self.render_each(cameras)
+        refined = self._existing_views(n_views)
+        missing = [v for v in range(n_views) if v not in refined]
+        if missing:
+            refiner = ViewConsistentRefiner(self.prior, s.vcr, s.prompt, self.identity,
+                                            self.pose_images)  # fmt: skip
+            new = refiner.refine(before, cameras, views=missing, on_step=on_step)
+            for view, image in new.items():
+                # 8-bit like the saved PNGs, so a restarted stage 2 fits the same targets.
+                refined[view] = (image.cpu() * 255).round() / 255
+                if self.save_dir is not None:
+                    save_png(self.save_dir / VCR_DIR / vcr_view_name(view), image)
+        after = torch.stack([refined[v] for v in range(n_views)])
+        if self.save_dir is not None:
+            # Rows of 8 views: stage-1 renders above, refined views below.
+            rows = torch.cat([torch.cat([before[i : i + 8], after[i : i + 8]])
+                              for i in range(0, n_views, 8)])  # fmt: skip
+            save_png(self.save_dir / "vcr_views.png", image_grid(rows, columns=8, gap=4))
+        self._end_phase("vcr", views=n_views, reused_views=n_views - len(missing),
+                        denoising_steps=s.vcr.refine_steps)  # fmt: skip
+        self.refined = after
+        self.reconstructor = Reconstructor(self.model, cameras, after, s.reconstruction,
+                                           self.body.to(self.device))  # fmt: skip
+        return after
+
+    # ------------------------------------------------------------------ the end
+    def finish(self, n_turntable: int | None = None) -> dict[str, Path]:
+        """Write the final outputs; returns {name: path}."""
+        if self.reconstructor is not None:
+            self._end_phase("reconstruction", steps=self.settings.reconstruction.steps)
+        files: dict[str, Path] = {}
+        if self.save_dir is None:
+            return files
+        save = self.save_dir
+        files["gaussians.ply"] = save_ply(save / "gaussians.ply", dict(self.model.params))
+        frames = self.render_turntable(n_turntable)
+        files["turntable.mp4"] = save_mp4(save / "turntable.mp4", frames)
+        for name in ("stage1.ply", "vcr_views.png"):
+            if (save / name).exists():
+                files[name] = save / name
+        if (save / VCR_DIR).is_dir():
+            files[VCR_DIR] = save / VCR_DIR
+        from gaussianip.engine.metrics import identity_check, run_metrics
+
+        self.metrics["identity"] = identity_check(self)
+        files["metrics.json"] = save_json(save / "metrics.json", run_metrics(self))
+        return files

@@ -1,0 +1,193 @@
+"""Stage 2's reconstruction (method.md): the refined ring views become ground truth and
+the Gaussians are fitted to them, ``lambda_l1 * L1 + lambda_lpips * LPIPS(VGG)`` on random
+batches of views, optionally with the same loss on face and hand patches.
+
+LPIPS is the ``lpips`` package (VGG backbone, version 0.1 linear heads) on images in
+[0, 1] (``normalize=True``), averaged over the batch; with ``lpips_resolution`` set, both
+images are resized to that side first (less memory at 1024 px; a different loss, so it is a
+stated setting, not a silent change).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gaussianip.body import BodyModel
+from gaussianip.cameras import project_points
+from gaussianip.data.human_cameras import select_views
+from gaussianip.errors import AssetError, ConfigError
+from gaussianip.gaussians import GaussianModel
+from gaussianip.render.views import render_views
+
+VGG16_FILE = "vgg16-397923af.pth"  # torchvision's ImageNet VGG16, the LPIPS backbone
+
+
+@dataclass
+class ReconstructionConfig:
+    steps: int = 800
+    batch_size: int = 8
+    lambda_l1: float = 10.0
+    lambda_lpips: float = 15.0
+    lpips_net: str = "vgg"
+    lpips_pretrained: bool = True  # False: random backbone (tests and timing only)
+    lpips_resolution: int | None = None  # None: LPIPS at the views' full resolution
+    lambda_face: float = 0.0  # patch losses (same L1 + LPIPS) on the face box ...
+    lambda_hand: float = 0.0  # ... and on both hand boxes; 0 turns them off
+    face_radius: float = 0.13  # metres around the head centre
+    hand_radius: float = 0.1  # metres around each hand centre
+    patch_size: int = 128  # patches are resampled to this side
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    backend: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "patch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"system.reconstruction.{name} must be >= 1, got {getattr(self, name)}."
+                )
+        if self.lpips_resolution is not None and self.lpips_resolution < 32:
+            raise ConfigError("system.reconstruction.lpips_resolution must be >= 32 or null.")
+
+
+def lpips_backbone_path() -> Path:
+    """Where torchvision keeps the VGG16 weights that LPIPS loads."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+
+
+def check_lpips_weights(cfg: ReconstructionConfig) -> None:
+    """Fail in seconds, not after stage 1, when the LPIPS backbone would be downloaded."""
+    if cfg.lambda_lpips > 0 and cfg.lpips_pretrained and not lpips_backbone_path().exists():
+        raise AssetError(
+            f"LPIPS needs torchvision's VGG16 weights at '{lpips_backbone_path()}', which is "
+            "missing. Run `python -m gaussianip download` once online, or set "
+            "system.reconstruction.lpips_pretrained=false (random backbone: tests only)."
+        )
+
+
+def build_lpips(cfg: ReconstructionConfig, device: torch.device | str) -> torch.nn.Module:
+    import lpips
+
+    check_lpips_weights(cfg)
+    with warnings.catch_warnings():  # lpips still uses torchvision's deprecated arguments
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        model = lpips.LPIPS(net=cfg.lpips_net, pnet_rand=not cfg.lpips_pretrained,
+                            verbose=False)  # fmt: skip
+    return model.to(device).eval().requires_grad_(False)
+
+
+def patch_boxes(centres: Tensor, radius: float, batch: dict[str, Any]) -> Tensor:
+    """Square pixel boxes [B * P, 5] (view index, x0, y0, x1, y1; roi_align's layout)
+    around the world points ``centres`` [P, 3], ``radius`` metres wide on each side."""
+    viewmats, K = batch["viewmats"], batch["intrinsics"]
+    uv, depth = project_points(centres.to(viewmats), viewmats, K)  # [B, P, 2], [B, P]
+    half = radius * K[:, 0, 0, None] / depth.clamp(min=1e-3)  # [B, P] pixels
+    n_views, n_points = depth.shape
+    index = torch.arange(n_views, device=uv.device, dtype=uv.dtype)[:, None].expand(-1, n_points)
+    boxes = torch.stack([index, uv[..., 0] - half, uv[..., 1] - half,
+                         uv[..., 0] + half, uv[..., 1] + half], dim=-1)  # fmt: skip
+    return boxes.reshape(-1, 5)
+
+
+def crop_patches(images: Tensor, boxes: Tensor, size: int) -> Tensor:
+    """Patches [K, 3, size, size] of ``images`` [B, H, W, 3] in ``boxes`` [K, 5]
+    (bilinear, differentiable; outside the image reads as 0)."""
+    from torchvision.ops import roi_align
+
+    nchw = images.permute(0, 3, 1, 2)
+    return roi_align(nchw, boxes.to(nchw), (size, size), spatial_scale=1.0, aligned=True)
+
+
+class Reconstructor:
+    """Fits ``model`` to ``targets`` [N, H, W, 3] seen from ``cameras`` (N views)."""
+
+    def __init__(
+        self,
+        model: GaussianModel,
+        cameras: dict[str, Any],
+        targets: Tensor,
+        cfg: ReconstructionConfig | None = None,
+        body: BodyModel | None = None,
+        lpips_model: torch.nn.Module | None = None,
+    ) -> None:
+        self.cfg = cfg or ReconstructionConfig()
+        self.model, self.cameras, self.body = model, cameras, body
+        self.targets = targets.to(model.means.device)
+        self.lpips = lpips_model
+        if self.lpips is None and self.cfg.lambda_lpips > 0:
+            self.lpips = build_lpips(self.cfg, model.means.device)
+        if (self.cfg.lambda_face > 0 or self.cfg.lambda_hand > 0) and body is None:
+            raise ConfigError("Face and hand patch losses need the body model.")
+        self.optimizers = model.make_optimizers()
+        self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self._order: list[int] = []
+
+    def _next_views(self) -> list[int]:
+        """Views for the next batch: every view once per epoch, in random order."""
+        n = self.targets.shape[0]
+        take = min(self.cfg.batch_size, n)
+        while len(self._order) < take:
+            self._order += torch.randperm(n, generator=self.generator).tolist()
+        views, self._order = self._order[:take], self._order[take:]
+        return views
+
+    def image_loss(self, render: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """L1 and LPIPS [scalars] between images [B, H, W, 3] in [0, 1]."""
+        cfg = self.cfg
+        terms = {"loss_l1": (render - target).abs().mean()}
+        if self.lpips is not None:
+            a, b = render.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2)
+            if cfg.lpips_resolution is not None and cfg.lpips_resolution != a.shape[-1]:
+                size = (cfg.lpips_resolution, cfg.lpips_resolution)
+                a = F.interpolate(a, size, mode="bilinear", align_corners=False, antialias=True)
+                b = F.interpolate(b, size, mode="bilinear", align_corners=False, antialias=True)
+            terms["loss_lpips"] = self.lpips(a, b, normalize=True).mean()
+        return terms
+
+    def _weighted(self, terms: dict[str, Tensor]) -> Tensor:
+        cfg = self.cfg
+        loss = cfg.lambda_l1 * terms["loss_l1"]
+        if "loss_lpips" in terms:
+            loss = loss + cfg.lambda_lpips * terms["loss_lpips"]
+        return loss
+
+    def step(self, step: int) -> dict[str, float]:
+        cfg = self.cfg
+        views = self._next_views()
+        batch = select_views(self.cameras, views)
+        render = render_views(self.model, batch, cfg.background, backend=cfg.backend)  # type: ignore[arg-type]
+        target = self.targets[views]
+        terms = self.image_loss(render["comp_rgb"], target)
+        loss = self._weighted(terms)
+        for name, weight, centres, radius in (
+            ("face", cfg.lambda_face, self._head(), cfg.face_radius),
+            ("hand", cfg.lambda_hand, self._hands(), cfg.hand_radius),
+        ):
+            if weight > 0 and centres is not None:
+                boxes = patch_boxes(centres, radius, batch)
+                patch_terms = self.image_loss(
+                    crop_patches(render["comp_rgb"], boxes, cfg.patch_size).permute(0, 2, 3, 1),
+                    crop_patches(target, boxes, cfg.patch_size).permute(0, 2, 3, 1),
+                )
+                terms[f"loss_{name}"] = self._weighted(patch_terms)
+                loss = loss + weight * terms[f"loss_{name}"]
+        loss.backward()
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        logs = {k: float(v.detach()) for k, v in terms.items()}
+        logs["loss"] = float(loss.detach())
+        return logs
+
+    def _head(self) -> Tensor | None:
+        return None if self.body is None else self.body.head_center[None]
+
+    def _hands(self) -> Tensor | None:
+        return None if self.body is None else self.body.hand_centers
