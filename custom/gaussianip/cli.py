@@ -55,6 +55,14 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
     _add_verbose(p)
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from gaussianip.engine.bench import add_arguments
+
+    p = sub.add_parser("bench", help="time the whole method on full-size random-weight priors")
+    add_arguments(p)
+    _add_verbose(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gaussianip", description=__doc__.splitlines()[0])
     _add_verbose(parser, default=False)
@@ -62,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preview(sub)
     _add_run(sub)
     _add_download(sub)
+    _add_bench(sub)
     return parser
 
 
@@ -128,7 +137,13 @@ def _download(args: argparse.Namespace) -> None:
         print(local_overrides(sources, paths))
 
 
-COMMANDS = {"preview": _preview, "run": _run, "download": _download}
+def _bench(args: argparse.Namespace) -> None:
+    from gaussianip.engine.bench import main
+
+    main(args)
+
+
+COMMANDS = {"preview": _preview, "run": _run, "download": _download, "bench": _bench}
 
 
 def main(argv: list[str] | None = None) -> int:
