@@ -125,3 +125,18 @@ def test_paper_config_parses_with_the_method_numbers():
     assert (recon.steps, recon.batch_size, recon.lambda_l1, recon.lambda_lpips) == (
         800, 8, 10.0, 15.0)
     assert system.face_analyser == "buffalo_l"  # the stand-in is for the tiny preset only
+
+
+def test_refinement_redoes_only_the_missing_views(tiny_run, tmp_path):
+    import shutil
+
+    source = tmp_path / "earlier"
+    shutil.copytree(tiny_run[0] / "save", source)
+    for view in (3, 7, 12):  # as if killed while these were being written
+        (source / "vcr" / f"view_{view:02d}.png").unlink()
+    done = _run(tmp_path / "out", *SHORT, f"system.stage2_from={source}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = list((tmp_path / "out").iterdir())
+    metrics = json.loads((run_dir / "save" / "metrics.json").read_text())
+    assert metrics["phases"]["vcr"]["reused_views"] == 13
+    assert len(list((run_dir / "save" / "vcr").iterdir())) == 16  # every view, in one place

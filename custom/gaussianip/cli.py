@@ -34,7 +34,9 @@ def _add_verbose(parser: argparse.ArgumentParser, default: object = argparse.SUP
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the whole method from a YAML config")
-    p.add_argument("--config", required=True, help="YAML config, e.g. gaussianip-tiny.yaml")
+    p.add_argument("--config", default=None, help="YAML config, e.g. gaussianip-tiny.yaml")
+    p.add_argument("--resume", default=None,
+                   help="continue an earlier run's folder (outputs/<name>@<time>)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", default=None, help="output root (default: the config's exp_root_dir)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
@@ -93,7 +95,16 @@ def _preview(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     from gaussianip.engine.run import load_run_config, run
+    from gaussianip.errors import ConfigError
 
+    if args.resume is not None:
+        if args.config is not None or args.overrides:
+            raise ConfigError("--resume continues a run with its own config: drop --config "
+                              "and the overrides.")  # fmt: skip
+        run(None, device=args.device, resume=args.resume)
+        return
+    if args.config is None:
+        raise ConfigError("Give --config YAML (e.g. gaussianip-tiny.yaml), or --resume RUN_DIR.")
     run(load_run_config(args.config, args.overrides), device=args.device, out_root=args.out)
 
 

@@ -65,6 +65,7 @@ def run_metrics(pipeline: GaussianIPPipeline) -> dict[str, Any]:
         "num_gaussians": pipeline.model.num_gaussians,
         "device": str(pipeline.device),
         "identity": pipeline.metrics.get("identity"),
+        "skipped_nonfinite_steps": pipeline.skipped_steps(),
     }
     if pipeline.device.type == "cuda":
         metrics["peak_gpu_memory_gib"] = {

@@ -139,6 +139,8 @@ class GaussianIPPipeline:
             save_ply(self.save_dir / "stage1.ply", dict(self.model.params))
             views = self.render_turntable(self.sampler.cfg.n_val_views)
             save_png(self.save_dir / "stage1_views.png", image_row(views, gap=4))
+        if self.stage1 is not None:
+            self.metrics.setdefault("skipped", {})["stage1"] = self.stage1.guard.skipped
         self.stage1 = None  # optimisers, densification state
         self.guidance = None  # stage-1 conditions; the prior itself is shared with VCR
         if self.device.type == "cuda":
@@ -190,14 +192,21 @@ class GaussianIPPipeline:
         if missing:
             refiner = ViewConsistentRefiner(self.prior, s.vcr, s.prompt, self.identity,
                                             self.pose_images)  # fmt: skip
-            new = refiner.refine(before, cameras, views=missing, on_step=on_step)
-            for view, image in new.items():
-                # 8-bit like the saved PNGs, so a restarted stage 2 fits the same targets.
+
+            def keep(view: int, image: Tensor) -> None:
+                # 8-bit like the saved PNGs, so a restarted stage 2 fits the same targets;
+                # saved at once, so a run killed here redoes only the views not on disk.
                 refined[view] = (image.cpu() * 255).round() / 255
                 if self.save_dir is not None:
                     save_png(self.save_dir / VCR_DIR / vcr_view_name(view), image)
+
+            refiner.refine(before, cameras, views=missing, on_step=on_step, on_view=keep)
         after = torch.stack([refined[v] for v in range(n_views)])
         if self.save_dir is not None:
+            for view in range(n_views):  # views reused from an earlier run: every view here
+                file = self.save_dir / VCR_DIR / vcr_view_name(view)
+                if not file.exists():
+                    save_png(file, after[view])
             # Rows of 8 views: stage-1 renders above, refined views below.
             rows = torch.cat([torch.cat([before[i : i + 8], after[i : i + 8]])
                               for i in range(0, n_views, 8)])  # fmt: skip
@@ -208,6 +217,76 @@ class GaussianIPPipeline:
         self.reconstructor = Reconstructor(self.model, cameras, after, s.reconstruction,
                                            self.body.to(self.device))  # fmt: skip
         return after
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self, step: int) -> dict[str, Any]:
+        """Everything needed to continue after ``step``: tensors, numbers and lists only,
+        so that it loads with ``torch.load(weights_only=True)``."""
+        state: dict[str, Any] = {
+            "step": step,
+            "params": {k: v.detach().cpu() for k, v in self.model.params.items()},
+            "torch_rng": torch.get_rng_state(),
+            "skipped": self.skipped_steps(),
+            "phases": self.metrics["phases"],
+        }
+        if self.stage1 is not None:
+            state["stage1"] = {
+                "optimizers": {k: o.state_dict() for k, o in self.stage1.optimizers.items()},
+                "strategy": self.stage1.strategy_state,
+                "generator": self.stage1.generator.get_state(),
+                "guidance_generator": self.guidance.generator.get_state(),  # type: ignore[union-attr]
+            }
+        if self.reconstructor is not None:
+            r = self.reconstructor
+            state["reconstruction"] = {
+                "optimizers": {k: o.state_dict() for k, o in r.optimizers.items()},
+                "generator": r.generator.get_state(),
+                "order": list(r._order),
+            }
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> int:
+        """Restore a ``state_dict``; returns its step (the run continues at step + 1)."""
+        step = int(state["step"])
+        for name, value in state["params"].items():
+            self.model.params[name] = torch.nn.Parameter(value.to(self.device))
+        torch.set_rng_state(state["torch_rng"])
+        self.metrics["phases"] = dict(state.get("phases", {}))
+        self.metrics["skipped"] = dict(state.get("skipped", {}))
+        if step < self.stage1_steps - 1:
+            assert self.stage1 is not None and self.guidance is not None
+            s1 = state["stage1"]
+            self.stage1.optimizers = self.model.make_optimizers()
+            for k, optimizer in self.stage1.optimizers.items():
+                optimizer.load_state_dict(s1["optimizers"][k])
+            self.stage1.strategy_state = {
+                k: (v.to(self.device) if isinstance(v, Tensor) else v)
+                for k, v in s1["strategy"].items()
+            }
+            self.stage1.generator.set_state(s1["generator"])
+            self.guidance.generator.set_state(s1["guidance_generator"])
+            self.stage1.guard.skipped = int(state["skipped"].get("stage1", 0))
+        elif step == self.stage1_steps - 1:
+            self.finish_stage1()  # stage 1 is done; its files are rewritten identically
+        if "reconstruction" in state:
+            self.refine()  # every refined view is on disk: nothing is denoised again
+            assert self.reconstructor is not None
+            r, saved = self.reconstructor, state["reconstruction"]
+            for k, optimizer in r.optimizers.items():
+                optimizer.load_state_dict(saved["optimizers"][k])
+            r.generator.set_state(saved["generator"])
+            r._order = list(saved["order"])
+            r.guard.skipped = int(state["skipped"].get("reconstruction", 0))
+        self._phase_start = time.perf_counter()
+        return step
+
+    def skipped_steps(self) -> dict[str, int]:
+        """Steps skipped for NaN/Inf loss or gradients, per phase."""
+        skipped = dict(self.metrics.get("skipped", {}))
+        for phase, trainer in (("stage1", self.stage1), ("reconstruction", self.reconstructor)):
+            if trainer is not None:
+                skipped[phase] = trainer.guard.skipped
+        return skipped
 
     # ------------------------------------------------------------------ the end
     def finish(self, n_turntable: int | None = None) -> dict[str, Path]:

@@ -22,6 +22,7 @@ from torch import Tensor
 from gaussianip.body import BodyModel
 from gaussianip.cameras import project_points
 from gaussianip.data.human_cameras import select_views
+from gaussianip.engine.faults import NonFiniteGuard
 from gaussianip.errors import AssetError, ConfigError
 from gaussianip.gaussians import GaussianModel
 from gaussianip.render.views import render_views
@@ -127,6 +128,7 @@ class Reconstructor:
             raise ConfigError("Face and hand patch losses need the body model.")
         self.optimizers = model.make_optimizers()
         self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.guard = NonFiniteGuard("reconstruction")
         self._order: list[int] = []
 
     def _next_views(self) -> list[int]:
@@ -179,6 +181,10 @@ class Reconstructor:
                 terms[f"loss_{name}"] = self._weighted(patch_terms)
                 loss = loss + weight * terms[f"loss_{name}"]
         loss.backward()
+        if not self.guard.ok(step, loss, self.model.params.values()):
+            for optimizer in self.optimizers.values():  # skip the step, keep the Gaussians
+                optimizer.zero_grad(set_to_none=True)
+            return {"loss": float("nan"), "skipped": 1.0}
         for optimizer in self.optimizers.values():
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

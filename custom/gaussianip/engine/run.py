@@ -9,13 +9,15 @@ nothing is overwritten).
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig
+import torch
+from omegaconf import DictConfig, OmegaConf
 
 from gaussianip.engine.config import load_run_config, parse_run_config
-from gaussianip.errors import ConfigError
+from gaussianip.errors import AssetError, ConfigError, GaussianIPError
 
 
 def new_run_dir(root: Path, name: str) -> Path:
@@ -31,18 +33,81 @@ def new_run_dir(root: Path, name: str) -> Path:
     raise ConfigError(f"Could not create a new run folder under '{root}'.")
 
 
-def run(config: DictConfig, device: str = "cpu", out_root: str | None = None) -> dict[str, Path]:
-    """Run the whole method for ``config``; returns the written files."""
+CHECKPOINT = "ckpts/last.pt"
+CONFIG_COPY = "config.yaml"
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Temporary file, then rename: a kill never leaves a half-written checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def resume_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
+    """The run folder and the config it was started with."""
+    folder = Path(run_dir)
+    if (folder / "save").is_dir() is False and folder.name == "save":
+        folder = folder.parent
+    config_file = folder / CONFIG_COPY
+    if not config_file.is_file():
+        raise AssetError(
+            f"--resume '{run_dir}': no {CONFIG_COPY} there. Give the folder of an earlier "
+            "`gaussianip run` (outputs/<name>@<time>, the one holding save/ and ckpts/)."
+        )
+    return folder, OmegaConf.load(config_file)  # type: ignore[return-value]
+
+
+def run(
+    config: DictConfig | None,
+    device: str = "cpu",
+    out_root: str | None = None,
+    resume: str | Path | None = None,
+) -> dict[str, Path]:
+    """Run the whole method for ``config`` (or continue the run folder ``resume``);
+    returns the written files."""
+    from gaussianip.engine.faults import OOM_HINT, out_of_memory_message
+
+    try:
+        return _run(config, device, out_root, resume)
+    except torch.OutOfMemoryError as err:
+        raise GaussianIPError(out_of_memory_message(OOM_HINT)) from err
+
+
+def _run(config, device, out_root, resume) -> dict[str, Path]:
     from tqdm import tqdm
 
     from gaussianip.engine.pipeline import GaussianIPPipeline
 
+    if resume is not None:
+        run_dir, config = resume_config(resume)
+        if (run_dir / "save" / "metrics.json").exists():
+            raise ConfigError(
+                f"--resume '{resume}': that run is finished (save/metrics.json exists); its "
+                "outputs are left as they are. Start a new run instead."
+            )
     settings = parse_run_config(config)  # user errors surface here, in seconds
-    root = Path(out_root or config.get("exp_root_dir", "outputs"))
-    save = new_run_dir(root, str(config.get("name", "gaussianip"))) / "save"
+    if resume is None:
+        root = Path(out_root or config.get("exp_root_dir", "outputs"))
+        run_dir = new_run_dir(root, str(config.get("name", "gaussianip")))
+        OmegaConf.save(config, run_dir / CONFIG_COPY)
+    save = run_dir / "save"
     pipeline = GaussianIPPipeline(settings, device, save)
+    every = int(OmegaConf.select(config, "checkpoint.every_n_train_steps", default=200) or 0)
+    start = 0
+    checkpoint = run_dir / CHECKPOINT
+    if resume is not None and checkpoint.is_file():
+        start = pipeline.load_state_dict(torch.load(checkpoint, weights_only=True)) + 1
+        print(f"gaussianip: resuming {run_dir} at step {start} of {pipeline.total_steps}")
 
-    bar = tqdm(total=pipeline.stage1_steps, desc="stage 1", unit="step")
+    def bar_for(step: int) -> tqdm:
+        if step < pipeline.stage1_steps:
+            return tqdm(total=pipeline.stage1_steps, initial=step, desc="stage 1", unit="step")
+        return tqdm(total=settings.reconstruction.steps, initial=step - pipeline.stage1_steps,
+                    desc="reconstruction", unit="step")  # fmt: skip
+
+    bar = bar_for(start)
     vcr_bar: tqdm | None = None
 
     def on_refine_step(i: int, n: int) -> None:
@@ -51,20 +116,23 @@ def run(config: DictConfig, device: str = "cpu", out_root: str | None = None) ->
             vcr_bar = tqdm(total=n, desc="VCR", unit="step")
         vcr_bar.update(1)
 
-    for step in range(pipeline.total_steps):
-        if step == pipeline.stage1_steps:
+    for step in range(start, pipeline.total_steps):
+        if step == pipeline.stage1_steps and step > start:
             bar.close()
+            bar = bar_for(step)
         logs = pipeline.train_step(step, on_refine_step=on_refine_step)
-        if step == pipeline.stage1_steps:
-            if vcr_bar is not None:
-                vcr_bar.close()
-            bar = tqdm(total=settings.reconstruction.steps, desc="reconstruction", unit="step")
+        if vcr_bar is not None:
+            vcr_bar.close()
+            vcr_bar = None
         postfix = {"loss": f"{logs['loss']:.3g}"}
-        if step < pipeline.stage1_steps and pipeline.guidance is not None:
+        if step < pipeline.stage1_steps and pipeline.guidance is not None and "timestep" in logs:
             postfix.update(phase=pipeline.guidance.schedule.phase(step),
                            t=int(logs["timestep"]), n=int(logs["num_gaussians"]))  # fmt: skip
         bar.set_postfix(postfix)
         bar.update(1)
+        last = step == pipeline.total_steps - 1
+        if not last and ((every and (step + 1) % every == 0) or step == pipeline.stage1_steps - 1):
+            save_checkpoint(checkpoint, pipeline.state_dict(step))
     bar.close()
     files = pipeline.finish()
     phases = pipeline.metrics["phases"]
@@ -73,4 +141,4 @@ def run(config: DictConfig, device: str = "cpu", out_root: str | None = None) ->
     return files
 
 
-__all__ = ["load_run_config", "new_run_dir", "run"]
+__all__ = ["load_run_config", "new_run_dir", "resume_config", "run"]

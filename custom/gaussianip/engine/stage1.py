@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gaussianip.data import HumanCameraSampler
+from gaussianip.engine.faults import NonFiniteGuard
 from gaussianip.gaussians import GaussianModel, HumanDensifyStrategy
 from gaussianip.render.views import render_views
 
@@ -66,6 +67,7 @@ class Stage1Trainer:
         self.strategy.check_sanity(model.params, self.optimizers)
         self.strategy_state = self.strategy.initialize_state(scene_scale=model.cfg.scene_scale)
         self.generator = torch.Generator().manual_seed(self.cfg.seed)
+        self.guard = NonFiniteGuard("stage 1")
 
     def step(self, step: int, batch: dict[str, Any] | None = None) -> dict[str, float]:
         """One training step; ``batch`` (a camera batch) defaults to a fresh sample."""
@@ -84,6 +86,11 @@ class Stage1Trainer:
             + cfg.lambda_scale * terms["loss_scale"]
         )
         loss.backward()
+        if not self.guard.ok(step, loss, self.model.params.values()):
+            for optimizer in self.optimizers.values():  # skip the step, keep the Gaussians
+                optimizer.zero_grad(set_to_none=True)
+            return {"loss": float("nan"), "skipped": 1.0,
+                    "num_gaussians": float(self.model.num_gaussians)}  # fmt: skip
         self.strategy.step_post_backward(
             self.model.params, self.optimizers, self.strategy_state, step, out["info"]
         )

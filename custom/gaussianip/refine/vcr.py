@@ -104,13 +104,15 @@ class ViewConsistentRefiner:
         cameras: dict[str, Any],
         views: Sequence[int] | None = None,
         on_step: Callable[[int, int], None] | None = None,
+        on_view: Callable[[int, Tensor], None] | None = None,
     ) -> dict[int, Tensor]:
         """Refine the ring renders ``images`` [N, H, W, 3] in [0, 1] taken with ``cameras``
         (a camera batch with ``azimuth`` [N]); H = W, a multiple of 8.
 
         ``views`` (default: all) are the views wanted; the views they attend to are
         denoised as well. Returns {view: refined image [H, W, 3] float32 in [0, 1]}.
-        ``on_step(i, n)`` is called after each of the n denoising steps.
+        ``on_step(i, n)`` is called after each of the n denoising steps, ``on_view(view,
+        image)`` as soon as a view is decoded (to save it before the next one).
         """
         prior, cfg = self.prior, self.cfg
         n, height, width, _ = images.shape
@@ -157,7 +159,12 @@ class ViewConsistentRefiner:
         finally:
             if prior.adapter is not None:
                 prior.adapter.set_scale(prior.cfg.id_scale)
-        return {v: prior.decode_latents(z[v : v + 1])[0] for v in wanted}
+        refined: dict[int, Tensor] = {}
+        for v in wanted:
+            refined[v] = prior.decode_latents(z[v : v + 1])[0]
+            if on_view is not None:
+                on_view(v, refined[v])
+        return refined
 
     def _guided_noise(self, state: VCRState, mode: str, chunk: list[int], z: Tensor,
                       t: Tensor, uncond: Tensor, cond: Tensor,

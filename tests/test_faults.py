@@ -1,0 +1,130 @@
+"""Faults during a run: NaN/Inf steps, GPU out of memory, a killed run resumed."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from gaussianip import cli
+from gaussianip.engine.faults import NonFiniteGuard, TrainingDiverged
+from gaussianip.gaussians import load_ply
+
+CONFIG = "custom/gaussianip/configs/gaussianip-tiny.yaml"
+QUICK = [
+    "system.stage1.steps=12",
+    "system.guidance.timestep_schedule_cfg.total_steps=12",
+    "system.geometry.densify.refine_every=4",
+    "system.geometry.densify.refine_start_iter=1",
+    "system.reconstruction.steps=2",
+    "data.ring_height=32",
+    "data.ring_width=32",
+    "data.n_test_views=2",
+    "data.n_val_views=2",
+    "checkpoint.every_n_train_steps=3",
+]
+
+
+def test_guard_skips_nonfinite_steps_and_stops_a_diverged_run():
+    guard = NonFiniteGuard("stage 1", max_consecutive=3)
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.ones(3)
+    assert guard.ok(0, torch.tensor(1.0), [p]) and guard.skipped == 0
+    p.grad = torch.tensor([1.0, float("nan"), 1.0])
+    assert not guard.ok(1, torch.tensor(1.0), [p])
+    assert not guard.ok(2, torch.tensor(float("inf")), [p])
+    assert guard.skipped == 2
+    p.grad = torch.ones(3)
+    assert guard.ok(3, torch.tensor(1.0), [p]) and guard.consecutive == 0
+    p.grad[0] = float("nan")
+    with pytest.raises(TrainingDiverged, match="NaN/Inf for 3 steps in a row"):
+        for step in range(4, 8):
+            guard.ok(step, torch.tensor(1.0), [p])
+
+
+def test_stage1_skips_a_nan_step_without_touching_the_gaussians():
+    from gaussianip.body import build_body_model
+    from gaussianip.data import HumanCameraConfig, HumanCameraSampler
+    from gaussianip.engine import Stage1Config, Stage1Trainer
+    from gaussianip.gaussians import GaussianConfig
+    from gaussianip.gaussians.init import gaussians_from_body
+
+    model = gaussians_from_body(build_body_model(), GaussianConfig(init_num_points=500),
+                                torch.Generator().manual_seed(0))  # fmt: skip
+    sampler = HumanCameraSampler(HumanCameraConfig(batch_size=1, height=16, width=16))
+
+    def nan_guidance(rgb, batch, step):
+        return {"loss_sds": rgb.sum() * float("nan")}
+
+    trainer = Stage1Trainer(model, sampler, nan_guidance, Stage1Config(steps=2))
+    before = {k: v.detach().clone() for k, v in model.params.items()}
+    logs = trainer.step(0)
+    assert logs["skipped"] == 1.0 and trainer.guard.skipped == 1
+    for name, value in model.params.items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_out_of_memory_names_the_settings_that_reduce_memory(monkeypatch, capsys, tmp_path):
+    from gaussianip.engine import pipeline
+
+    def oom(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(pipeline.GaussianIPPipeline, "train_step", oom)
+    code = cli.main(["run", "--config", CONFIG, "--out", str(tmp_path), *QUICK])
+    err = capsys.readouterr().err
+    assert code == 2 and "ran out of memory" in err
+    assert "data.batch_size" in err and "system.reconstruction.lpips_resolution" in err
+    assert "Traceback" not in err
+
+
+def _cli(*args, **kwargs):
+    cmd = [sys.executable, "-m", "gaussianip", "run", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)  # fmt: skip
+
+
+def test_a_run_killed_in_stage1_resumes_to_completion(tmp_path):
+    # Not compared value for value with an uninterrupted run: CPU training here is not
+    # bit-deterministic even between two clean runs (threaded gradient accumulation).
+    killed = _cli("--config", CONFIG, "--out", str(tmp_path / "killed"), *QUICK)
+    deadline = time.time() + 300
+    checkpoint = None
+    while time.time() < deadline and checkpoint is None:
+        found = list((tmp_path / "killed").glob("*/ckpts/last.pt"))
+        checkpoint = found[0] if found else None
+        time.sleep(0.2)
+    assert checkpoint is not None, "no checkpoint was written"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    run_dir = checkpoint.parent.parent
+    saved_step = torch.load(checkpoint, weights_only=True)["step"]
+    assert saved_step < 11 and not (run_dir / "save" / "gaussians.ply").exists()
+
+    resumed = _cli("--resume", str(run_dir))
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    assert f"resuming {run_dir} at step {saved_step + 1}" in out
+    metrics = json.loads((run_dir / "save" / "metrics.json").read_text())
+    assert metrics["phases"]["stage1"]["steps"] == 12
+    assert metrics["phases"]["reconstruction"]["steps"] == 2
+    stage1, final = (load_ply(run_dir / "save" / n) for n in ("stage1.ply", "gaussians.ply"))
+    assert stage1["means"].shape == final["means"].shape
+    assert stage1["means"].shape[0] > 2000  # densified, as an uninterrupted run is
+    assert len(list((run_dir / "save" / "vcr").glob("view_*.png"))) == 16
+
+    again = _cli("--resume", str(run_dir))
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 2 and "that run is finished" in err
+
+
+def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path):
+    code = cli.main(["run", "--resume", str(tmp_path)])
+    assert code == 2
+    env_free = cli.main(["run", "--resume", str(tmp_path), "--config", CONFIG])
+    assert env_free == 2
+
+
