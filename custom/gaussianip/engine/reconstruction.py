@@ -39,6 +39,10 @@ class ReconstructionConfig:
     lpips_net: str = "vgg"
     lpips_pretrained: bool = True  # False: random backbone (tests and timing only)
     lpips_resolution: int | None = None  # None: LPIPS at the views' full resolution
+    # Memory and speed (same loss definition): LPIPS one view at a time with activation
+    # checkpointing (recomputed in backward), and in bf16 autocast on CUDA.
+    lpips_checkpoint: bool = True
+    lpips_autocast: bool = True
     lambda_face: float = 0.0  # patch losses (same L1 + LPIPS) on the face box ...
     lambda_hand: float = 0.0  # ... and on both hand boxes; 0 turns them off
     face_radius: float = 0.13  # metres around the head centre
@@ -82,6 +86,28 @@ def build_lpips(cfg: ReconstructionConfig, device: torch.device | str) -> torch.
         model = lpips.LPIPS(net=cfg.lpips_net, pnet_rand=not cfg.lpips_pretrained,
                             verbose=False)  # fmt: skip
     return model.to(device).eval().requires_grad_(False)
+
+
+def lpips_loss(model: torch.nn.Module, a: Tensor, b: Tensor, checkpoint: bool = False,
+               autocast: bool = False) -> Tensor:  # fmt: skip
+    """Mean LPIPS [scalar] of images ``a``, ``b`` [B, 3, H, W] in [0, 1].
+
+    ``checkpoint``: one view at a time, its VGG activations recomputed in backward (the
+    same value and gradient; memory of one view instead of B). ``autocast``: bf16 on CUDA.
+    """
+
+    def one(x: Tensor, y: Tensor) -> Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            return model(x, y, normalize=True).float().sum()
+
+    if not checkpoint:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            return model(a, b, normalize=True).float().mean()
+    from torch.utils.checkpoint import checkpoint as recompute
+
+    total = sum(recompute(one, a[i : i + 1], b[i : i + 1], use_reentrant=False)
+                for i in range(a.shape[0]))  # fmt: skip
+    return total / a.shape[0]  # type: ignore[operator]
 
 
 def patch_boxes(centres: Tensor, radius: float, batch: dict[str, Any]) -> Tensor:
@@ -150,7 +176,8 @@ class Reconstructor:
                 size = (cfg.lpips_resolution, cfg.lpips_resolution)
                 a = F.interpolate(a, size, mode="bilinear", align_corners=False, antialias=True)
                 b = F.interpolate(b, size, mode="bilinear", align_corners=False, antialias=True)
-            terms["loss_lpips"] = self.lpips(a, b, normalize=True).mean()
+            terms["loss_lpips"] = lpips_loss(self.lpips, a, b, cfg.lpips_checkpoint,
+                                             cfg.lpips_autocast and a.is_cuda)  # fmt: skip
         return terms
 
     def _weighted(self, terms: dict[str, Tensor]) -> Tensor:
