@@ -41,7 +41,9 @@ class PriorConfig:
     shortcut_scale: float = 0.4  # PlusV2 CLIP shortcut s_scale (0.5 in refinement)
     half_precision: bool = True  # fp16 on CUDA; the CPU always uses fp32
     # Speed-ups (issue 5), each switchable to compare before and after with `bench`:
-    channels_last: bool = True  # NHWC convolutions in the VAE, UNet and ControlNet (CUDA)
+    # Off by default: measured slower on an H100 (BENCHMARKS.md), kept to compare.
+    channels_last: bool = False  # NHWC convolutions in the VAE, UNet and ControlNet (CUDA)
+    cudnn_benchmark: bool = False  # cuDNN autotuning for the fixed shapes (CUDA)
     compile: bool = False  # torch.compile the frozen UNet and ControlNet (CUDA)
 
 
@@ -71,7 +73,7 @@ class HumanPrior:
         if adapter is not None:
             adapter.set_scale(cfg.id_scale)
         if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: autotune once
+            torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
             if cfg.channels_last:
                 for model in (unet, vae, controlnet):
                     if model is not None:
