@@ -14,11 +14,23 @@ python="${PYTHON:-python3}"
 
 say() { printf '[install] %s\n' "$*"; }
 
-if "$python" -c "import torch, torchvision" 2>/dev/null; then
+torch_pair_works() { "$python" -c "import torch, torchvision" 2>/dev/null; }
+if torch_pair_works; then
     say "keeping installed torch $("$python" -c 'import torch; print(torch.__version__)')"
 else
-    say "installing torch and torchvision"
-    "$python" -m pip install torch torchvision
+    # A missing torchvision, or one built for another torch (its operators fail to
+    # register at import): first try the torchvision of the installed torch, then a
+    # matching pair from the package index.
+    if "$python" -c "import torch" 2>/dev/null; then
+        have="$("$python" -c 'import torch; print(torch.__version__.split("+")[0])')"
+        say "torch $have has no working torchvision; trying one built for it"
+        "$python" -m pip install "torch==$have" torchvision || true
+    fi
+    if ! torch_pair_works; then
+        say "installing a matching torch and torchvision"
+        "$python" -m pip install --upgrade torch torchvision
+    fi
+    torch_pair_works || { echo "[install] error: torch and torchvision do not import together" >&2; exit 1; }
 fi
 
 say "installing gaussianip (editable) and its dependencies"
