@@ -10,6 +10,7 @@ stated setting, not a silent change).
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +24,13 @@ from gaussianip.body import BodyModel
 from gaussianip.cameras import project_points
 from gaussianip.data.human_cameras import select_views
 from gaussianip.engine.faults import NonFiniteGuard
+from gaussianip.engine.stage1 import check_backend, check_background
 from gaussianip.errors import AssetError, ConfigError
 from gaussianip.gaussians import GaussianModel
 from gaussianip.render.views import render_views
 
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's ImageNet VGG16, the LPIPS backbone
+LPIPS_NETS = ("vgg", "alex", "squeeze")  # the backbones of the lpips package
 
 
 @dataclass
@@ -53,13 +56,43 @@ class ReconstructionConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        meaning = {
+            "steps": "the number of reconstruction steps, 800 in the paper",
+            "batch_size": "refined views per step, 8 in the paper",
+            "patch_size": "the side of the face and hand patches in pixels, 128",
+        }
         for name in ("steps", "batch_size", "patch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(
-                    f"system.reconstruction.{name} must be >= 1, got {getattr(self, name)}."
+                    f"system.reconstruction.{name} must be >= 1, got {getattr(self, name)}; "
+                    f"it is {meaning[name]}."
                 )
         if self.lpips_resolution is not None and self.lpips_resolution < 32:
-            raise ConfigError("system.reconstruction.lpips_resolution must be >= 32 or null.")
+            raise ConfigError(
+                "system.reconstruction.lpips_resolution must be >= 32 or null (LPIPS at full "
+                f"resolution), got {self.lpips_resolution}."
+            )
+        for name in ("lambda_l1", "lambda_lpips", "lambda_face", "lambda_hand"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(
+                    f"system.reconstruction.{name} is a loss weight: a finite number >= 0, "
+                    f"got {value}; 0 turns the term off."
+                )
+        for name in ("face_radius", "hand_radius"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(
+                    f"system.reconstruction.{name} must be a finite length > 0 in metres, "
+                    f"got {value}."
+                )
+        if self.lpips_net not in LPIPS_NETS:
+            raise ConfigError(
+                f"system.reconstruction.lpips_net='{self.lpips_net}' is not an LPIPS network; "
+                f"use one of {', '.join(LPIPS_NETS)} (the method uses vgg)."
+            )
+        check_background(self.background, "system.reconstruction.background")
+        check_backend(self.backend, "system.reconstruction.backend")
 
 
 def lpips_backbone_path() -> Path:

@@ -8,6 +8,7 @@ tests), so the loop itself needs no model weights.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,7 +18,9 @@ from torch import Tensor
 
 from gaussianip.data import HumanCameraSampler
 from gaussianip.engine.faults import NonFiniteGuard
+from gaussianip.errors import ConfigError
 from gaussianip.gaussians import GaussianModel, HumanDensifyStrategy
+from gaussianip.render import BACKENDS
 from gaussianip.render.views import render_views
 
 
@@ -39,6 +42,42 @@ class Stage1Config:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     backend: str = "auto"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(
+                f"system.stage1.steps must be >= 1, got {self.steps}. Set the number of stage-1 "
+                "steps (2400 in the paper); to skip stage 1, start from a finished one with "
+                "system.stage2_from=RUN_DIR/save."
+            )
+        for name in ("lambda_sds", "lambda_opacity", "lambda_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(
+                    f"system.stage1.{name} is a loss weight: a finite number >= 0, got {value}."
+                )
+        if not (math.isfinite(self.max_scale) and self.max_scale > 0):
+            raise ConfigError(
+                f"system.stage1.max_scale must be a finite length > 0 in metres, got "
+                f"{self.max_scale}; the method uses 0.05."
+            )
+        check_background(self.background, "system.stage1.background")
+        check_backend(self.backend, "system.stage1.backend")
+
+
+def check_background(background: Any, key: str) -> None:
+    """``ConfigError`` unless ``background`` is 3 colour values in [0, 1]."""
+    values = list(background)
+    if len(values) != 3 or not all(0.0 <= v <= 1.0 for v in values):
+        raise ConfigError(f"{key} must be 3 colour values in [0, 1] (RGB), got {values}.")
+
+
+def check_backend(backend: str, key: str) -> None:
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"{key}='{backend}' is not a rasterizer; use one of {', '.join(BACKENDS)} "
+            "(auto: gsplat on CUDA, torch on the CPU)."
+        )
 
 
 def regularisers(model: GaussianModel, max_scale: float) -> dict[str, Tensor]:

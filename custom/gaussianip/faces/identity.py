@@ -12,10 +12,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from gaussianip.errors import AssetError, GaussianIPError
+from gaussianip.errors import GaussianIPError
 from gaussianip.faces.analysers import DetectedFace, FaceAnalyser
+from gaussianip.images import read_rgb
 from gaussianip.paths import resolve_asset
 
 log = logging.getLogger(__name__)
@@ -41,19 +41,28 @@ class Identity:
     source: str
 
 
-def read_portrait(path: str | Path) -> np.ndarray:
-    """The portrait as an RGB uint8 array [H, W, 3]; clear errors for bad files."""
-    file = resolve_asset(path, "portrait (system.face_image)")
-    if file.is_dir():
-        raise AssetError(f"The portrait '{file}' is a folder; give an image file (PNG or JPEG).")
-    try:
-        with Image.open(file) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as err:
-        raise AssetError(
-            f"The portrait '{file}' is not a readable image ({type(err).__name__}). "
-            "Give a PNG or JPEG photo of a face."
-        ) from None
+def read_portrait(path: str | Path, key: str | None = None) -> np.ndarray:
+    """The portrait as an RGB uint8 array [H, W, 3]; clear errors (``AssetError`` naming the
+    path, and ``key``, its config key, if given) for missing, unreadable and non-image
+    files."""
+    what = f"portrait ({key})" if key else "portrait"
+    return read_rgb(resolve_asset(path, what), what)
+
+
+def check_portrait(path: str | Path, key: str | None = None) -> np.ndarray:
+    """``read_portrait`` plus the checks that need no face model: an image smaller than
+    ``MIN_FACE_PIXELS`` on a side cannot hold a usable face (``FaceError``). Returns the
+    image."""
+    image = read_portrait(path, key)
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_FACE_PIXELS:
+        where = f" ({key})" if key else ""
+        raise FaceError(
+            f"The portrait '{path}'{where} is only {width}x{height} pixels; a face needs at "
+            f"least {MIN_FACE_PIXELS}x{MIN_FACE_PIXELS}. Use a larger photo (e.g. 512 px or "
+            "more, the face filling a good part of it)."
+        )
+    return image
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -91,14 +100,22 @@ def extract_identity(path: str | Path, analyser: FaceAnalyser) -> Identity:
         )
     face = max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
     if len(faces) > 1:
-        log.warning("The portrait '%s' has %d faces; using the largest.", path, len(faces))
+        box = ", ".join(f"{v:.0f}" for v in face.bbox)
+        log.warning("The portrait '%s' has %d faces; using the largest (box %s). Crop the "
+                    "photo to one face to choose another.", path, len(faces), box)  # fmt: skip
     width, height = face.bbox[2] - face.bbox[0], face.bbox[3] - face.bbox[1]
     if min(width, height) < MIN_FACE_PIXELS:
         raise FaceError(
             f"The face in '{path}' is only {width:.0f}x{height:.0f} pixels; at least "
             f"{MIN_FACE_PIXELS} px are needed. Use a closer or larger photo."
         )
-    embedding = face.embedding / np.linalg.norm(face.embedding)
+    norm = float(np.linalg.norm(face.embedding))
+    if not (np.isfinite(norm) and norm > 0):
+        raise FaceError(
+            f"The face in '{path}' gives no identity (embedding norm {norm}): the image is "
+            "blank or uniform. Use a real photo of the face."
+        )
+    embedding = face.embedding / norm
     return Identity(
         embedding=embedding.astype(np.float32),
         crop=align_face(image, face.landmarks),

@@ -8,6 +8,9 @@ HDS loss whose gradient on the latents is the HDS gradient (method.md, "Stage 1"
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +19,13 @@ import torch
 from torch import Tensor
 
 from gaussianip.body import BodyModel
+from gaussianip.config import parse_config
 from gaussianip.data.human_cameras import ViewKind
+from gaussianip.errors import ConfigError
 from gaussianip.faces import Identity
 from gaussianip.guidance.hds import hds_gradient, latent_loss_from_gradient, sds_gradient
-from gaussianip.guidance.schedule import build_timestep_schedule
+from gaussianip.guidance.schedule import NUM_TRAIN_TIMESTEPS, SCHEDULES, build_timestep_schedule
+from gaussianip.guidance.schedule import _check_adaptive as check_adaptive_schedule
 from gaussianip.prior.human_prior import HumanPrior
 
 VIEWS = ("front", "side", "back", "overhead", "head")
@@ -67,6 +73,84 @@ class HDSGuidanceConfig:
     resolution: int = 512  # renders are resized to this before the VAE
     timestep_schedule: str = "adaptive"
     timestep_schedule_cfg: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_guidance_config(self)
+
+
+MODES = ("hds", "sds")
+
+
+def _finite_at_least(value: float, low: float) -> bool:
+    return math.isfinite(value) and value >= low
+
+
+def check_guidance_config(cfg: HDSGuidanceConfig) -> None:
+    """``ConfigError`` (naming the key, the value and the fix) for values no run can use;
+    cheap, so it runs when the config is parsed, before any model is built."""
+    key = "system.guidance"
+    if cfg.resolution < 8 or cfg.resolution % 8:
+        raise ConfigError(
+            f"{key}.resolution must be a positive multiple of 8 (the VAE downsamples by 8), "
+            f"got {cfg.resolution}; the method uses 512."
+        )
+    if not _finite_at_least(cfg.guidance_scale, 0.0):
+        raise ConfigError(
+            f"{key}.guidance_scale must be a finite number >= 0, got {cfg.guidance_scale}; "
+            "the method uses 7.5."
+        )
+    if not (math.isfinite(cfg.guidance_rescale) and 0.0 <= cfg.guidance_rescale <= 1.0):
+        raise ConfigError(
+            f"{key}.guidance_rescale must be in [0, 1], got {cfg.guidance_rescale} (0: off)."
+        )
+    if cfg.mode not in MODES:
+        raise ConfigError(f"{key}.mode='{cfg.mode}' is unknown; use one of {', '.join(MODES)}.")
+    for name in ("front_threshold", "back_threshold"):
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and 0.0 <= value <= 180.0):
+            raise ConfigError(f"{key}.{name} is an azimuth in [0, 180] degrees, got {value}.")
+    if not (math.isfinite(cfg.overhead_threshold) and -90.0 <= cfg.overhead_threshold <= 90.0):
+        raise ConfigError(
+            f"{key}.overhead_threshold is an elevation in [-90, 90] degrees, got "
+            f"{cfg.overhead_threshold}."
+        )
+    if not 0 <= cfg.repel_threshold <= NUM_TRAIN_TIMESTEPS:
+        raise ConfigError(
+            f"{key}.repel_threshold is a timestep in [0, {NUM_TRAIN_TIMESTEPS}], got "
+            f"{cfg.repel_threshold}; the method uses 170."
+        )
+    missing = [view for view in VIEWS if view not in cfg.view_suffixes]
+    if missing:
+        raise ConfigError(
+            f"{key}.view_suffixes lacks {', '.join(missing)}; give a suffix for each of "
+            f"{', '.join(VIEWS)} (an empty string for none)."
+        )
+    check_timestep_schedule(cfg.timestep_schedule, cfg.timestep_schedule_cfg)
+
+
+def check_timestep_schedule(name: str, values: dict[str, Any] | None) -> None:
+    """The checks of ``build_timestep_schedule`` without computing the plan (which has one
+    entry per step), with the config keys named."""
+    where = "system.guidance.timestep_schedule_cfg"
+    if name not in SCHEDULES:
+        close = difflib.get_close_matches(str(name), list(SCHEDULES), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(
+            f"system.guidance.timestep_schedule='{name}' is unknown.{hint} Use one of "
+            f"{', '.join(SCHEDULES)}."
+        )
+    schedule_cls, config_cls = SCHEDULES[name]
+    cfg = parse_config(config_cls, values or {}, where)
+    try:
+        if name == "adaptive":
+            check_adaptive_schedule(cfg)
+        else:
+            schedule_cls(cfg)  # the linear and uniform schedules plan nothing up front
+    except ConfigError as err:
+        text = str(err)
+        first = text.replace("=", " ").split(" ", 1)[0]
+        fields = {f.name for f in dataclasses.fields(config_cls)}
+        raise ConfigError(f"{where}.{text}" if first in fields else f"{where}: {text}") from None
 
 
 class HDSGuidance:
