@@ -39,3 +39,74 @@ def test_channels_last_vae_encoding_matches(monkeypatch):
     vae.to(memory_format=torch.channels_last)
     fast = vae.encode(x.contiguous(memory_format=torch.channels_last)).latent_dist.mean
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_compiled_distillation_path_matches_the_eager_one():
+    """``prior.compile``: the distillation step's UNet, ControlNet and VAE encoder (with
+    its backward) give the eager results. ``aot_eager`` traces the same graphs as the
+    GPU's inductor backend without generating kernels, so the test stays fast on a CPU."""
+    from gaussianip.prior.human_prior import HumanPrior, PriorConfig
+
+    eager = HumanPrior.build(PriorConfig(preset="tiny"))
+    fast = HumanPrior.build(PriorConfig(preset="tiny", compile=True, compile_backend="aot_eager"))
+    gen = torch.Generator().manual_seed(4)
+    rgb = torch.rand(2, 32, 32, 3, generator=gen)
+    t = torch.tensor([500, 20])
+    context = torch.randn(2, 77 + 4, eager.unet.config.cross_attention_dim, generator=gen)
+    pose = torch.rand(2, 3, 32, 32, generator=gen)
+    results = []
+    for prior, use_fast in ((eager, False), (fast, True)):
+        image = rgb.clone().requires_grad_(True)
+        latents = prior.encode_rgb(image, 32, sample=False, fast=use_fast)
+        eps = prior.predict_noise(latents.detach(), t, context, pose, fast=use_fast)
+        (latents * eps).sum().backward()
+        results.append((latents.detach(), eps, image.grad))
+    for plain, compiled in zip(results[0], results[1], strict=True):
+        torch.testing.assert_close(compiled, plain, atol=1e-5, rtol=1e-4)
+    assert fast._fast_unet is not fast.unet  # the compiled module is only on the fast path
+
+
+def test_offloaded_encoders_give_the_same_conditions():
+    """``prior.offload_encoders`` moves the text/image encoders only on CUDA; on any
+    device the conditions equal those of a prior that keeps them in place."""
+    from gaussianip.prior.human_prior import HumanPrior, PriorConfig
+
+    kept = HumanPrior.build(PriorConfig(preset="tiny", offload_encoders=False))
+    moved = HumanPrior.build(PriorConfig(preset="tiny", offload_encoders=True))
+    torch.testing.assert_close(moved.encode_text(["a person"]), kept.encode_text(["a person"]))
+    torch.testing.assert_close(moved.encode_identity(None, None), kept.encode_identity(None, None))
+
+
+def test_plain_vae_attention_gives_the_same_latents_and_gradient():
+    """``prior.vae_plain_attention`` swaps only the kernel of the same attention."""
+    from gaussianip.prior.human_prior import HumanPrior, PriorConfig
+
+    results = []
+    for plain in (False, True):
+        prior = HumanPrior.build(PriorConfig(preset="tiny", vae_plain_attention=plain))
+        rgb = torch.rand(2, 32, 32, 3, generator=torch.Generator().manual_seed(5))
+        rgb.requires_grad_(True)
+        latents = prior.encode_rgb(rgb, 32, sample=False)
+        latents.square().sum().backward()
+        results.append((latents.detach(), rgb.grad))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_compiled_lpips_has_the_same_value_and_gradient():
+    from gaussianip.engine.reconstruction import ReconstructionConfig, build_lpips
+
+    torch.manual_seed(0)
+    eager = build_lpips(ReconstructionConfig(lpips_pretrained=False), "cpu")
+    compiled = build_lpips(ReconstructionConfig(lpips_pretrained=False, lpips_compile=True), "cpu")
+    compiled._orig_mod.load_state_dict(eager.state_dict())  # the same random backbone
+    target = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    results = []
+    for model in (eager, compiled):
+        render = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+        render.requires_grad_(True)
+        loss = lpips_loss(model, render, target, checkpoint=True)
+        loss.backward()
+        results.append((loss.detach(), render.grad))
+    torch.testing.assert_close(results[1][0], results[0][0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(results[1][1], results[0][1], atol=1e-6, rtol=1e-3)

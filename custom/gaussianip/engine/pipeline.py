@@ -214,6 +214,8 @@ class GaussianIPPipeline:
         self._end_phase("vcr", views=n_views, reused_views=n_views - len(missing),
                         denoising_steps=s.vcr.refine_steps)  # fmt: skip
         self.refined = after
+        if self.device.type == "cuda":
+            self.prior.offload()  # reconstruction needs no diffusion model: free its memory
         self.reconstructor = Reconstructor(self.model, cameras, after, s.reconstruction,
                                            self.body.to(self.device))  # fmt: skip
         return after

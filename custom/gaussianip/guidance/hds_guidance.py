@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.profiler import record_function
 
 from gaussianip.body import BodyModel
 from gaussianip.config import parse_config
@@ -209,18 +210,21 @@ class HDSGuidance:
     def __call__(self, rgb: Tensor, batch: dict[str, Any], step: int) -> dict[str, Tensor]:
         cfg, prior = self.cfg, self.prior
         n = rgb.shape[0]
-        latents = prior.encode_rgb(rgb, cfg.resolution)
+        with record_function("guidance/vae_encode"):
+            latents = prior.encode_rgb(rgb, cfg.resolution, fast=True)
         t = self.schedule.sample(step, n, generator=self.generator).to(prior.device)
         noise = torch.randn(latents.shape, generator=self.generator).to(latents)
         noisy = prior.scheduler.add_noise(latents.detach(), noise, t)
         pos, neg, null = self.contexts(batch)
         pose = None
         if self.pose_images is not None:
-            pose = self.pose_images(batch, cfg.resolution).to(prior.device)
-        eps = prior.predict_noise(
-            torch.cat([noisy] * 3), torch.cat([t] * 3), torch.cat([pos, neg, null]),
-            torch.cat([pose] * 3) if pose is not None else None,
-        ).float()  # fmt: skip
+            with record_function("guidance/pose_images"):
+                pose = self.pose_images(batch, cfg.resolution).to(prior.device)
+        with record_function("guidance/unet_controlnet"):
+            eps = prior.predict_noise(
+                torch.cat([noisy] * 3), torch.cat([t] * 3), torch.cat([pos, neg, null]),
+                torch.cat([pose] * 3) if pose is not None else None, fast=True,
+            ).float()  # fmt: skip
         eps_pos, eps_neg, eps_null = eps.chunk(3)
         ac = prior.alphas_cumprod
         if cfg.mode == "hds":

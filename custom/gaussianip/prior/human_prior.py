@@ -9,12 +9,15 @@ configs and random weights. Any part but the UNet can be switched off from the c
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import Tensor
 
 from gaussianip.errors import ConfigError
@@ -40,11 +43,22 @@ class PriorConfig:
     id_scale: float = 0.5  # weight of the ID tokens in cross-attention (0.6 in refinement)
     shortcut_scale: float = 0.4  # PlusV2 CLIP shortcut s_scale (0.5 in refinement)
     half_precision: bool = True  # fp16 on CUDA; the CPU always uses fp32
-    # Speed-ups (issue 5), each switchable to compare before and after with `bench`:
-    # Off by default: measured slower on an H100 (BENCHMARKS.md), kept to compare.
+    # Speed-ups, each switchable to compare before and after with `gaussianip bench`
+    # (BENCHMARKS.md has the measurements):
     channels_last: bool = False  # NHWC convolutions in the VAE, UNet and ControlNet (CUDA)
     cudnn_benchmark: bool = False  # cuDNN autotuning for the fixed shapes (CUDA)
-    compile: bool = False  # torch.compile the frozen UNet and ControlNet (CUDA)
+    # torch.compile the distillation step's frozen networks (UNet, ControlNet, and the VAE
+    # encoder with its backward). Refinement keeps the eager modules: it swaps attention
+    # processors and changes shapes, which would only trigger recompilation.
+    compile: bool = False
+    compile_backend: str = "inductor"  # "aot_eager" compiles fast (tests), no fusion
+    # The VAE's one attention layer has a single 512-wide head, which flash attention does
+    # not take; PyTorch's fallback kernel is slow in backward (17 ms a stage-1 step on an
+    # H100). Plain softmax(QK^T)V, the same function, is faster at these 4096 tokens.
+    vae_plain_attention: bool = True
+    # Keep the text and image encoders (about 1.5 GB in fp16) on the CPU between their
+    # few uses (set-up, start of refinement). CUDA only; results are unchanged.
+    offload_encoders: bool = True
 
 
 def ddim_scheduler() -> DDIMScheduler:
@@ -72,16 +86,28 @@ class HumanPrior:
                 model.eval()
         if adapter is not None:
             adapter.set_scale(cfg.id_scale)
+        if cfg.vae_plain_attention:
+            from diffusers.models.attention_processor import AttnProcessor
+
+            vae.set_attn_processor(AttnProcessor())
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
             if cfg.channels_last:
                 for model in (unet, vae, controlnet):
                     if model is not None:
                         model.to(memory_format=torch.channels_last)
-            if cfg.compile:
-                self.unet = torch.compile(unet)
-                if controlnet is not None:
-                    self.controlnet = torch.compile(controlnet)
+            if cfg.offload_encoders:
+                for model in (text_encoder, image_encoder):
+                    if model is not None:
+                        model.to("cpu")
+        # The networks of the distillation step (``fast=True`` calls): compiled or eager.
+        self._vae_moments: torch.nn.Module = VAEMoments(vae)
+        self._fast_unet, self._fast_controlnet = unet, controlnet
+        if cfg.compile:
+            compiled = _compiler(cfg.compile_backend)
+            self._vae_moments = compiled(self._vae_moments)
+            self._fast_unet = compiled(unet)
+            self._fast_controlnet = compiled(controlnet) if controlnet is not None else None
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -103,6 +129,19 @@ class HumanPrior:
         return cls(cfg, device=device, dtype=dtype, **parts)
 
     # ------------------------------------------------------------------ conditions
+    @contextlib.contextmanager
+    def _on_device(self, model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+        """``model`` on the prior's device for the block, back on the CPU after it when
+        ``offload_encoders`` keeps it there."""
+        offload = self.cfg.offload_encoders and self.device.type == "cuda"
+        if offload:
+            model.to(self.device)
+        try:
+            yield model
+        finally:
+            if offload:
+                model.to("cpu")
+
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> Tensor:
         """Text embeddings [N, 77, D] (the text encoder's last hidden state)."""
@@ -113,7 +152,8 @@ class HumanPrior:
             truncation=True,
             return_tensors="pt",
         ).input_ids
-        return self.text_encoder(ids.to(self.device))[0].to(self.dtype)
+        with self._on_device(self.text_encoder) as text_encoder:
+            return text_encoder(ids.to(self.device))[0].to(self.dtype)
 
     @torch.no_grad()
     def encode_identity(self, embedding: np.ndarray | None, crop: np.ndarray | None,
@@ -131,24 +171,28 @@ class HumanPrior:
             mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
             std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
             pixels = ((image - mean) / std).to(self.dtype)
-        clip = self.image_encoder(pixels, output_hidden_states=True).hidden_states[-2]
+        with self._on_device(self.image_encoder) as image_encoder:
+            clip = image_encoder(pixels, output_hidden_states=True).hidden_states[-2]
         dim = self.adapter.image_proj.cfg.id_embeddings_dim
         ids = torch.zeros(1, dim) if embedding is None else torch.from_numpy(embedding)[None]
         scale = self.cfg.shortcut_scale if shortcut_scale is None else shortcut_scale
         return self.adapter.encode(ids.to(self.device), clip, scale)
 
     # ------------------------------------------------------------------ images and noise
-    def encode_rgb(self, rgb: Tensor, resolution: int, sample: bool = True) -> Tensor:
+    def encode_rgb(self, rgb: Tensor, resolution: int, sample: bool = True,
+                   fast: bool = False) -> Tensor:  # fmt: skip
         """Latents [B, 4, r/8, r/8] of renders ``rgb`` [B, H, W, 3] in [0, 1], with
         gradient (the render is resized to ``resolution`` first). ``sample=False`` takes
-        the posterior mean (deterministic, for refinement)."""
+        the posterior mean (deterministic, for refinement); ``fast=True`` runs the
+        distillation step's (possibly compiled) encoder."""
         x = rgb.permute(0, 3, 1, 2)
         if x.shape[-1] != resolution or x.shape[-2] != resolution:
             x = F.interpolate(x, (resolution, resolution), mode="bilinear", align_corners=False)
         x = (x * 2 - 1).to(self.dtype)
         if self.cfg.channels_last and x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
-        posterior = self.vae.encode(x).latent_dist
+        encode = self._vae_moments if fast else VAEMoments(self.vae)
+        posterior = DiagonalGaussianDistribution(encode(x))
         latents = posterior.sample() if sample else posterior.mean
         return latents * self.vae.config.scaling_factor
 
@@ -159,16 +203,19 @@ class HumanPrior:
         return ((x.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
 
     def predict_noise(self, latents: Tensor, t: Tensor, context: Tensor,
-                      pose: Tensor | None = None) -> Tensor:  # fmt: skip
+                      pose: Tensor | None = None, fast: bool = False) -> Tensor:  # fmt: skip
         """The UNet's (+ ControlNet's) noise prediction [N, 4, h, w], no gradient.
 
         latents [N, 4, h, w], t [N], context [N, T, D] (text tokens, then ID tokens when
         there is an adapter), pose [N, 3, H, W] OpenPose images in [0, 1] or None.
+        ``fast=True``: the distillation step's (possibly compiled) networks.
         """
+        unet, controlnet = ((self._fast_unet, self._fast_controlnet) if fast
+                            else (self.unet, self.controlnet))  # fmt: skip
         with torch.no_grad():
             residuals: dict[str, object] = {}
-            if self.controlnet is not None and pose is not None:
-                down, mid = self.controlnet(
+            if controlnet is not None and pose is not None:
+                down, mid = controlnet(
                     latents,
                     t,
                     encoder_hidden_states=context,
@@ -178,7 +225,37 @@ class HumanPrior:
                 )
                 residuals = {"down_block_additional_residuals": down,
                              "mid_block_additional_residual": mid}  # fmt: skip
-            return self.unet(latents, t, encoder_hidden_states=context, **residuals).sample
+            return unet(latents, t, encoder_hidden_states=context, **residuals).sample
+
+    def offload(self) -> None:
+        """Move every network to the CPU (after refinement, reconstruction needs none)."""
+        for model in (self.text_encoder, self.unet, self.vae, self.controlnet,
+                      self.image_encoder):  # fmt: skip
+            if model is not None:
+                model.to("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+class VAEMoments(torch.nn.Module):
+    """The VAE encoder up to its Gaussian's moments [B, 8, H/8, W/8] (``vae.encode``
+    without the distribution object, so that ``torch.compile`` sees tensors only)."""
+
+    def __init__(self, vae: torch.nn.Module) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.vae.encoder(x)
+        quant_conv = getattr(self.vae, "quant_conv", None)
+        return quant_conv(h) if quant_conv is not None else h
+
+
+def _compiler(backend: str):
+    def compile_module(module: torch.nn.Module) -> torch.nn.Module:
+        return torch.compile(module, backend=backend, dynamic=False)  # type: ignore[return-value]
+
+    return compile_module
 
 
 def _tiny_parts(cfg: PriorConfig) -> dict:
