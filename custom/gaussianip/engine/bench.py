@@ -100,6 +100,48 @@ def scaling_rows(pipeline, device: torch.device, counts: list[int], resolutions:
     return rows
 
 
+RANGES = ("stage1/", "guidance/", "reconstruction/")
+
+
+def profile_steps(step_fn, steps: list[int], device: torch.device) -> dict[str, Any]:
+    """Where a step's time goes: per named range (``stage1/...``, ``guidance/...``,
+    ``reconstruction/...``) the device and host milliseconds per step, and the operators
+    that take the most device time, from ``torch.profiler`` over ``step_fn(i)`` for
+    ``steps``. Backward kernels run on autograd's thread, outside the named ranges: they
+    show in the operator list."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    _sync(device)
+    with profile(activities=activities) as prof:
+        for i in steps:
+            step_fn(i)
+        _sync(device)
+    n = max(len(steps), 1)
+
+    def device_us(event, self_only: bool = False) -> float:
+        name = "self_device_time_total" if self_only else "device_time_total"
+        legacy = "self_cuda_time_total" if self_only else "cuda_time_total"
+        return float(getattr(event, name, getattr(event, legacy, 0.0)) or 0.0)
+
+    events = prof.key_averages()
+    ranges = {
+        e.key: {"device_ms": round(device_us(e) / 1000 / n, 2),
+                "host_ms": round(e.cpu_time_total / 1000 / n, 2)}
+        for e in events if e.key.startswith(RANGES)
+    }  # fmt: skip
+    ops = [e for e in events if not e.key.startswith(RANGES)]
+    kernels = sorted(ops, key=lambda e: device_us(e, True), reverse=True)[:15]
+    return {
+        "steps": n,
+        "ranges_ms_per_step": dict(sorted(ranges.items())),
+        "top_ops_device_ms_per_step": {e.key[:80]: round(device_us(e, True) / 1000 / n, 2)
+                                       for e in kernels},  # fmt: skip
+    }
+
+
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     from gaussianip.engine.pipeline import GaussianIPPipeline
 
@@ -144,6 +186,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     seconds, timed = _timed_steps(lambda i: pipeline.stage1.step(i), steps[1:], args.warmup - 1,
                                   device)  # fmt: skip
     result["phases"]["stage1"] = _phase(seconds, timed, pipeline.stage1_steps, device)
+    if args.profile:
+        result["stage1_profile"] = profile_steps(pipeline.stage1.step,
+                                                 list(steps[-args.profile :]), device)  # fmt: skip
     if args.scaling:
         result["scaling"] = scaling_rows(pipeline, device, [50_000, 100_000, 200_000],
                                          [512, 1024])  # fmt: skip
@@ -163,6 +208,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     _reset_peak(device)
     seconds, timed = _timed_steps(pipeline.reconstructor.step, range(n3), args.warmup, device)
     result["phases"]["reconstruction"] = _phase(seconds, timed, total, device)
+    if args.profile:
+        result["reconstruction_profile"] = profile_steps(
+            pipeline.reconstructor.step, list(range(n3, n3 + args.profile)), device
+        )
 
     phases = result["phases"]
     result["whole_method_seconds"] = round(sum(p["full_seconds"] for p in phases.values()), 1)
@@ -201,6 +250,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     p.add_argument("--scaling", action="store_true",
                    help="add ms/step rows at 50k/100k/200k Gaussians and 512/1024 px")  # fmt: skip
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="profile N stage-1 steps: time per named range, top kernels")  # fmt: skip
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     p.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. toggles)")
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
+from torch.profiler import record_function  # named ranges for `gaussianip bench --profile`
 
 from gaussianip.data import HumanCameraSampler
 from gaussianip.engine.faults import NonFiniteGuard
@@ -113,29 +114,33 @@ class Stage1Trainer:
         cfg = self.cfg
         if batch is None:
             batch = self.sampler.sample(step, self.generator)
-        out = render_views(self.model, batch, cfg.background, backend=cfg.backend)  # type: ignore[arg-type]
+        with record_function("stage1/render"):
+            out = render_views(self.model, batch, cfg.background, backend=cfg.backend)  # type: ignore[arg-type]
         self.strategy.step_pre_backward(
             self.model.params, self.optimizers, self.strategy_state, step, out["info"]
         )
-        terms = self.guidance(out["comp_rgb"], batch, step)
+        with record_function("stage1/guidance"):
+            terms = self.guidance(out["comp_rgb"], batch, step)
         terms.update(regularisers(self.model, cfg.max_scale))
         loss = (
             cfg.lambda_sds * terms["loss_sds"]
             + cfg.lambda_opacity * terms["loss_opacity"]
             + cfg.lambda_scale * terms["loss_scale"]
         )
-        loss.backward()
+        with record_function("stage1/backward"):
+            loss.backward()
         if not self.guard.ok(step, loss, self.model.params.values()):
             for optimizer in self.optimizers.values():  # skip the step, keep the Gaussians
                 optimizer.zero_grad(set_to_none=True)
             return {"loss": float("nan"), "skipped": 1.0,
                     "num_gaussians": float(self.model.num_gaussians)}  # fmt: skip
-        self.strategy.step_post_backward(
-            self.model.params, self.optimizers, self.strategy_state, step, out["info"]
-        )
-        for optimizer in self.optimizers.values():
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        with record_function("stage1/densify_and_adam"):
+            self.strategy.step_post_backward(
+                self.model.params, self.optimizers, self.strategy_state, step, out["info"]
+            )
+            for optimizer in self.optimizers.values():
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
         logs = {k: float(v.detach()) for k, v in terms.items() if v.dim() == 0}
         logs["loss"] = float(loss.detach())
         logs["num_gaussians"] = float(self.model.num_gaussians)
