@@ -212,3 +212,47 @@ def test_system_runs_the_whole_method_with_threestudio_config_loading(threestudi
     assert load_ply(save / "gaussians.ply")["means"].shape[1] == 3
     trainer.test(system, datamodule=dm)
     assert len(list(save.glob("it4-test/*.png"))) == 4
+
+
+def test_system_resumes_from_a_lightning_checkpoint(threestudio, tmp_path):
+    """threestudio's `resume=`: a run stopped after 2 steps of stage 1 continues from its
+    checkpoint with the same Gaussians and ends at the method's step count."""
+    import pytorch_lightning as pl
+    from threestudio.utils.config import load_config
+
+    cfg = load_config(
+        str(REPO / "custom/gaussianip/configs/gaussianip-tiny.yaml"),
+        cli_args=[f"exp_root_dir={tmp_path}", "data.n_val_views=2", "data.n_test_views=4",
+                  "data.eval_height=32", "data.eval_width=32", "data.ring_height=32",
+                  "data.ring_width=32", "system.geometry.gaussians.init_num_points=1000",
+                  "system.stage1.steps=3", "system.reconstruction.steps=2"],
+        n_gpus=1,
+    )  # fmt: skip
+
+    def trainer(max_steps: int) -> pl.Trainer:
+        return pl.Trainer(accelerator="cpu", max_steps=max_steps, val_check_interval=100,
+                          num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+                          inference_mode=False, enable_progress_bar=False)  # fmt: skip
+
+    dm = threestudio.find(cfg.data_type)(cfg.data)
+    first = threestudio.find(cfg.system_type)(cfg.system, resumed=False)
+    first.set_save_dir(os.path.join(cfg.trial_dir, "save"))
+    stopped = trainer(2)
+    stopped.fit(first, datamodule=dm)
+    ckpt = tmp_path / "last.ckpt"
+    stopped.save_checkpoint(ckpt)
+    means = first.pipeline.model.params["means"].detach().clone()
+
+    second = threestudio.find(cfg.system_type)(cfg.system, resumed=True)
+    second.set_save_dir(os.path.join(cfg.trial_dir, "save"))
+    dm = threestudio.find(cfg.data_type)(cfg.data)
+    resumed = trainer(5)
+    resumed.fit(second, datamodule=dm, ckpt_path=str(ckpt))
+    assert resumed.global_step == 5  # 3 of stage 1 + 2 of reconstruction, 2 of them before
+    assert second.pipeline.metrics["phases"]["reconstruction"]["steps"] == 2
+    save = Path(cfg.trial_dir) / "save"
+    assert (save / "gaussians.ply").is_file() and (save / "stage1.ply").is_file()
+    # the checkpoint carried the Gaussians as they were after step 2 (not re-initialised)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["gaussianip"]
+    torch.testing.assert_close(state["params"]["means"], means)
+    assert state["step"] == 1

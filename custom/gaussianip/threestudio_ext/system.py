@@ -73,6 +73,24 @@ class GaussianIPSystem(BaseSystem):
             self.log(f"train/{key}", value, prog_bar=key in ("loss", "timestep"))
         self.log("train/stage", 1.0 if stage1 else 2.0, prog_bar=True)
 
+    # threestudio's `resume=ckpts/last.ckpt`: Lightning restores its step counter; the
+    # engine's own state (Gaussians of any count, Adam moments, densification statistics,
+    # random generators, the phase) travels in the checkpoint beside it.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["gaussianip"] = self.pipeline.state_dict(self.true_global_step - 1)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("gaussianip")
+        if state is None:
+            return
+        # Called before Lightning loads the module's weights: the Gaussians are resized to
+        # the checkpoint's count first, so that its tensors fit.
+        datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
+        if isinstance(getattr(datamodule, "cfg", None), HumanCameraConfig):
+            self.pipeline.use_camera_config(datamodule.cfg)
+        self.pipeline.save_dir = Path(self.get_save_dir())
+        self.pipeline.load_state_dict(state)
+
     def on_train_end(self) -> None:
         self._finish()
 
