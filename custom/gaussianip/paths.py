@@ -28,7 +28,8 @@ def resolve_asset(path: str | Path, what: str = "file") -> Path:
         in_repo = REPO_ROOT / candidate
         if in_repo.exists():
             return in_repo
+    places = {str(Path.cwd().resolve()), str(REPO_ROOT.resolve())}
     raise AssetError(
-        f"{what} not found: '{path}' (looked in '{Path.cwd()}' and '{REPO_ROOT}'). "
+        f"{what} not found: '{path}' (looked in {' and '.join(repr(p) for p in sorted(places))}). "
         "Check the path, or give an absolute one."
     )
