@@ -140,3 +140,25 @@ def test_refinement_redoes_only_the_missing_views(tiny_run, tmp_path):
     metrics = json.loads((run_dir / "save" / "metrics.json").read_text())
     assert metrics["phases"]["vcr"]["reused_views"] == 13
     assert len(list((run_dir / "save" / "vcr").iterdir())) == 16  # every view, in one place
+
+
+def test_a_rejected_face_leaves_no_run_folder(tmp_path):
+    """Face detection runs before the run folder is made: a blank portrait (no identity)
+    fails with our error and leaves the output root empty."""
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (128, 128), (128, 128, 128)).save(blank)
+    out = tmp_path / "runs"
+    done = _run(out, f"system.face_image={blank}")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "gaussianip: error:" in done.stderr and "Traceback" not in done.stderr
+    assert "gives no identity" in done.stderr
+    assert list(out.iterdir()) == []  # the root was checked writable, no run folder made
+
+
+def test_an_unwritable_output_root_fails_before_any_model(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = _run(blocker / "runs")
+    assert done.returncode == 2 and "Cannot create the output folder" in done.stderr

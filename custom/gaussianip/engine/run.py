@@ -33,6 +33,22 @@ def new_run_dir(root: Path, name: str) -> Path:
     raise ConfigError(f"Could not create a new run folder under '{root}'.")
 
 
+def check_writable(root: Path) -> None:
+    """Fail in seconds, before any model is built, where run folders cannot be made."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"Cannot create the output folder '{root}' ({err.strerror}); set --out or "
+            "exp_root_dir to a folder you can write to."
+        ) from None
+    if not os.access(root, os.W_OK):
+        raise ConfigError(
+            f"The output folder '{root}' is not writable; set --out or exp_root_dir to a "
+            "folder you can write to."
+        )
+
+
 CHECKPOINT = "ckpts/last.pt"
 CONFIG_COPY = "config.yaml"
 
@@ -90,10 +106,15 @@ def _run(config, device, out_root, resume) -> dict[str, Path]:
     settings = parse_run_config(config)  # user errors surface here, in seconds
     if resume is None:
         root = Path(out_root or config.get("exp_root_dir", "outputs"))
+        check_writable(root)
+    # Built before the run folder exists: a portrait whose face the analyser rejects (or
+    # any other failure while building) leaves no empty run folder behind.
+    pipeline = GaussianIPPipeline(settings, device)
+    if resume is None:
         run_dir = new_run_dir(root, str(config.get("name", "gaussianip")))
         OmegaConf.save(config, run_dir / CONFIG_COPY)
     save = run_dir / "save"
-    pipeline = GaussianIPPipeline(settings, device, save)
+    pipeline.save_dir = save
     every = int(OmegaConf.select(config, "checkpoint.every_n_train_steps", default=200) or 0)
     start = 0
     checkpoint = run_dir / CHECKPOINT
