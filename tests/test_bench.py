@@ -24,6 +24,7 @@ def test_bench_reports_every_phase_and_the_profile():
     assert set(phases) == {"stage1", "vcr", "reconstruction"}
     s1 = phases["stage1"]
     assert s1["full_steps"] == 8 and s1["measured_steps"] == 3  # 4 sampled, 1 untimed
+    assert s1["untimed_steps"] == 1
     assert s1["full_seconds_is"] == "projected"
     assert abs(s1["full_seconds"] - s1["ms_per_step"] * 8 / 1000) < 0.01
     assert phases["reconstruction"]["full_steps"] == 4
@@ -38,3 +39,16 @@ def test_bench_reports_every_phase_and_the_profile():
     # the outer range contains the inner ones
     assert ranges["stage1/guidance"]["host_ms"] >= ranges["guidance/unet_controlnet"]["host_ms"]
     assert result["settings"]["stage1_steps"] == 8
+
+
+def test_a_phase_whose_steps_all_ran_counts_as_measured():
+    import torch
+
+    from gaussianip.engine.bench import _phase
+
+    cpu = torch.device("cpu")
+    whole = _phase(2.0, 97, 100, cpu, untimed=3)  # first step + 2 warm-up steps untimed
+    assert whole["full_seconds_is"] == "measured" and whole["ms_per_step"] == round(2000 / 97, 2)
+    assert whole["full_seconds"] == round(2.0 / 97 * 100, 2)
+    part = _phase(2.0, 45, 2400, cpu, untimed=3)
+    assert part["full_seconds_is"] == "projected"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -159,6 +160,9 @@ COMMANDS = {"preview": _preview, "run": _run, "download": _download, "bench": _b
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Growable CUDA memory segments: less memory held back by the caching allocator when
+    # tensor sizes change between phases (a user's own setting wins).
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         COMMANDS[args.command](args)

@@ -57,15 +57,21 @@ def _timed_steps(fn, steps: range, warmup: int, device: torch.device) -> tuple[f
     return time.perf_counter() - start, len(items[warmup:])
 
 
-def _phase(seconds: float, steps: int, total_steps: int, device: torch.device) -> dict[str, Any]:
+def _phase(seconds: float, steps: int, total_steps: int, device: torch.device,
+           untimed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """A phase's figures. ``untimed``: steps that ran but were not timed (the first step,
+    with compilation, and warm-up steps); a phase whose steps all ran counts as measured,
+    its untimed steps at the measured rate."""
     ms = 1000 * seconds / max(steps, 1)
+    whole = steps + untimed >= total_steps
     return {
         "measured_seconds": round(seconds, 3),
         "measured_steps": steps,
+        "untimed_steps": untimed,
         "ms_per_step": round(ms, 2),
         "full_steps": total_steps,
         "full_seconds": round(ms * total_steps / 1000, 2),
-        "full_seconds_is": "measured" if steps == total_steps else "projected",
+        "full_seconds_is": "measured" if whole else "projected",
         "peak_memory": _peak(device),
     }
 
@@ -185,7 +191,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     result["setup"]["first_step_seconds"] = round(time.perf_counter() - t0, 2)
     seconds, timed = _timed_steps(lambda i: pipeline.stage1.step(i), steps[1:], args.warmup - 1,
                                   device)  # fmt: skip
-    result["phases"]["stage1"] = _phase(seconds, timed, pipeline.stage1_steps, device)
+    result["phases"]["stage1"] = _phase(seconds, timed, pipeline.stage1_steps, device,
+                                        untimed=len(steps) - timed)  # fmt: skip
     if args.profile:
         result["stage1_profile"] = profile_steps(pipeline.stage1.step,
                                                  list(steps[-args.profile :]), device)  # fmt: skip
@@ -207,7 +214,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     n3 = max(args.warmup + 1, round(total * args.reconstruction_fraction))
     _reset_peak(device)
     seconds, timed = _timed_steps(pipeline.reconstructor.step, range(n3), args.warmup, device)
-    result["phases"]["reconstruction"] = _phase(seconds, timed, total, device)
+    result["phases"]["reconstruction"] = _phase(seconds, timed, total, device, untimed=n3 - timed)
     if args.profile:
         result["reconstruction_profile"] = profile_steps(
             pipeline.reconstructor.step, list(range(n3, n3 + args.profile)), device
