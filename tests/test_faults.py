@@ -128,3 +128,36 @@ def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path):
     assert env_free == 2
 
 
+
+
+def test_a_run_stopped_in_reconstruction_continues_it(tmp_path):
+    """Resume inside the reconstruction: the refined views come from disk (nothing is
+    denoised again), and the Adam moments and the batch order carry over."""
+    from gaussianip.engine.config import load_run_config, parse_run_config
+    from gaussianip.engine.pipeline import GaussianIPPipeline
+
+    overrides = [o for o in QUICK if "steps" not in o and "refine_" not in o]
+    overrides += ["system.stage1.steps=2", "system.guidance.timestep_schedule_cfg.total_steps=2",
+                  "system.reconstruction.steps=4"]  # fmt: skip
+    settings = parse_run_config(load_run_config(CONFIG, overrides))
+    save = tmp_path / "save"
+    first = GaussianIPPipeline(settings, "cpu", save)
+    stop = first.stage1_steps + 1  # two reconstruction steps done
+    for step in range(stop + 1):
+        first.train_step(step)
+    torch.save(first.state_dict(stop), tmp_path / "last.pt")
+
+    second = GaussianIPPipeline(settings, "cpu", save)
+    start = second.load_state_dict(torch.load(tmp_path / "last.pt", weights_only=True)) + 1
+    assert start == first.stage1_steps + 2
+    n_views = first.refined.shape[0]
+    assert second.metrics["phases"]["vcr"]["reused_views"] == n_views  # none denoised again
+    assert second.reconstructor._order == first.reconstructor._order
+    for name, optimizer in first.reconstructor.optimizers.items():
+        ours = second.reconstructor.optimizers[name].state_dict()["state"][0]["exp_avg"]
+        torch.testing.assert_close(ours, optimizer.state_dict()["state"][0]["exp_avg"])
+    for step in range(start, second.total_steps):
+        second.train_step(step)
+    files = second.finish()
+    assert files["gaussians.ply"].is_file()
+    assert json.loads(files["metrics.json"].read_text())["phases"]["reconstruction"]["steps"] == 4

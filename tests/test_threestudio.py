@@ -176,24 +176,31 @@ def test_hds_guidance_follows_threestudio_call_convention(threestudio):
                                                           "repel_face_image": None})  # fmt: skip
 
 
+def _tiny_config(tmp_path, stage1_steps: int, reconstruction_steps: int):
+    """The tiny config through threestudio's own loader, shrunk to seconds on a CPU."""
+    from threestudio.utils.config import load_config
+
+    return load_config(
+        str(REPO / "custom/gaussianip/configs/gaussianip-tiny.yaml"),
+        cli_args=[f"exp_root_dir={tmp_path}", "data.n_val_views=2", "data.n_test_views=4",
+                  "data.eval_height=32", "data.eval_width=32", "data.ring_height=32",
+                  "data.ring_width=32", "system.geometry.gaussians.init_num_points=1000",
+                  f"system.stage1.steps={stage1_steps}",
+                  f"system.reconstruction.steps={reconstruction_steps}"],
+        n_gpus=1,
+    )  # fmt: skip
+
+
 def test_system_runs_the_whole_method_with_threestudio_config_loading(threestudio, tmp_path):
     """threestudio's own config loader and a Lightning trainer on the CPU (launch.py itself
     insists on a GPU): the tiny config, stage 1 + refinement + reconstruction in few steps."""
     import json
 
     import pytorch_lightning as pl
-    from threestudio.utils.config import load_config
 
     from gaussianip.gaussians import load_ply
 
-    cfg = load_config(
-        str(REPO / "custom/gaussianip/configs/gaussianip-tiny.yaml"),
-        cli_args=[f"exp_root_dir={tmp_path}", "data.n_val_views=2", "data.n_test_views=4",
-                  "data.eval_height=32", "data.eval_width=32", "data.ring_height=32",
-                  "data.ring_width=32", "system.geometry.gaussians.init_num_points=1000",
-                  "system.stage1.steps=2", "system.reconstruction.steps=2"],
-        n_gpus=1,
-    )  # fmt: skip
+    cfg = _tiny_config(tmp_path, stage1_steps=2, reconstruction_steps=2)
     assert cfg.trainer.max_steps == 4  # the YAML's ${add:...} in threestudio's loader
     dm = threestudio.find(cfg.data_type)(cfg.data)
     system = threestudio.find(cfg.system_type)(cfg.system, resumed=False)
@@ -218,16 +225,8 @@ def test_system_resumes_from_a_lightning_checkpoint(threestudio, tmp_path):
     """threestudio's `resume=`: a run stopped after 2 steps of stage 1 continues from its
     checkpoint with the same Gaussians and ends at the method's step count."""
     import pytorch_lightning as pl
-    from threestudio.utils.config import load_config
 
-    cfg = load_config(
-        str(REPO / "custom/gaussianip/configs/gaussianip-tiny.yaml"),
-        cli_args=[f"exp_root_dir={tmp_path}", "data.n_val_views=2", "data.n_test_views=4",
-                  "data.eval_height=32", "data.eval_width=32", "data.ring_height=32",
-                  "data.ring_width=32", "system.geometry.gaussians.init_num_points=1000",
-                  "system.stage1.steps=3", "system.reconstruction.steps=2"],
-        n_gpus=1,
-    )  # fmt: skip
+    cfg = _tiny_config(tmp_path, stage1_steps=3, reconstruction_steps=2)
 
     def trainer(max_steps: int) -> pl.Trainer:
         return pl.Trainer(accelerator="cpu", max_steps=max_steps, val_check_interval=100,
