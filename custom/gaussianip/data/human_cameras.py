@@ -122,6 +122,17 @@ def check_camera_config(cfg: HumanCameraConfig) -> None:
     low, high = cfg.fovy_range
     if not 0.0 < low <= high < 180.0:
         raise ConfigError(f"data.fovy_range must lie in (0, 180) degrees, got {[low, high]}.")
+    if cfg.close_up_start_step < 0:
+        raise ConfigError(
+            f"data.close_up_start_step is a step >= 0, got {cfg.close_up_start_step}."
+        )
+    for name in ("eval_fovy", "ring_fovy"):
+        value = getattr(cfg, name)
+        if not 0.0 < value < 180.0:
+            raise ConfigError(f"data.{name} must lie in (0, 180) degrees, got {value}.")
+    for name in ("eval_camera_distance", "ring_distance"):
+        if not getattr(cfg, name) > 0:
+            raise ConfigError(f"data.{name} must be > 0 metres, got {getattr(cfg, name)}.")
 
 
 def make_batch(

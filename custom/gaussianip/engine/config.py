@@ -267,47 +267,10 @@ def _at_least(value: float, low: float, key: str, what: str = "") -> None:
 
 
 def _check_ranges(s: RunSettings) -> None:
-    """Ranges of the sections whose dataclasses have no checks of their own."""
-    data = s.data
-    _at_least(data.close_up_start_step, 0, "data.close_up_start_step", " (a step)")
-    for name in ("eval_fovy", "ring_fovy"):
-        value = getattr(data, name)
-        if not 0.0 < value < 180.0:
-            raise ConfigError(f"data.{name} must lie in (0, 180) degrees, got {value}.")
-    for name in ("eval_camera_distance", "ring_distance"):
-        if not getattr(data, name) > 0:
-            raise ConfigError(f"data.{name} must be > 0 metres, got {getattr(data, name)}.")
-    vcr = s.vcr
-    for name in ("guidance_scale", "id_scale", "shortcut_scale"):
-        _at_least(getattr(vcr, name), 0.0, f"system.vcr.{name}", " (a weight)")
-    prior = s.prior
-    for name in ("controlnet_scale", "id_scale", "shortcut_scale"):
-        _at_least(getattr(prior, name), 0.0, f"system.prior.{name}", " (a weight)")
+    """What no section's own config checks: the seeds, and gsplat's strategy values."""
     for name in ("stage1", "vcr", "reconstruction"):
         check_seed(getattr(s, name).seed, f"system.{name}.seed")
-    _check_gaussians(s.gaussians)
     _check_densify(s.densify)
-
-
-def _check_gaussians(cfg: GaussianConfig) -> None:
-    key = "system.geometry.gaussians"
-    if not 0 <= cfg.sh_degree <= 3:
-        raise ConfigError(f"{key}.sh_degree must be 0..3, got {cfg.sh_degree}; the method uses 0.")
-    _at_least(cfg.init_knn, 1, f"{key}.init_knn")
-    if cfg.init_num_points < cfg.init_knn + 1:
-        raise ConfigError(
-            f"{key}.init_num_points must be >= {cfg.init_knn + 1} (init_knn + 1), got "
-            f"{cfg.init_num_points}; the method starts from 100000."
-        )
-    if not 0.0 <= cfg.init_color <= 1.0:
-        raise ConfigError(f"{key}.init_color is a grey level in [0, 1], got {cfg.init_color}.")
-    if not 0.0 < cfg.init_opacity < 1.0:
-        raise ConfigError(f"{key}.init_opacity must be in (0, 1), got {cfg.init_opacity}.")
-    for f in dataclasses.fields(cfg):
-        if f.name.endswith("_lr"):
-            _at_least(getattr(cfg, f.name), 0.0, f"{key}.{f.name}", " (a learning rate)")
-    if not cfg.scene_scale > 0:
-        raise ConfigError(f"{key}.scene_scale must be > 0, got {cfg.scene_scale}.")
 
 
 def _check_densify(cfg: HumanDensifyStrategy) -> None:

@@ -58,6 +58,28 @@ class GaussianConfig:
     shN_lr: float = 2.5e-3 / 20
     scene_scale: float = 1.0  # the body is about 1.8 m tall; 3DGS "extent"
 
+    def __post_init__(self) -> None:
+        key = "system.geometry.gaussians"
+        if not 0 <= self.sh_degree <= 3:
+            raise ConfigError(f"{key}.sh_degree must be 0..3, got {self.sh_degree}.")
+        if self.init_knn < 1:
+            raise ConfigError(f"{key}.init_knn must be >= 1, got {self.init_knn}.")
+        if self.init_num_points < self.init_knn + 1:
+            raise ConfigError(
+                f"{key}.init_num_points must be >= {self.init_knn + 1} (init_knn + 1), got "
+                f"{self.init_num_points}; the method starts from 100000."
+            )
+        if not 0.0 <= self.init_color <= 1.0:
+            raise ConfigError(f"{key}.init_color is a grey level in [0, 1], got {self.init_color}.")
+        if not 0.0 < self.init_opacity < 1.0:
+            raise ConfigError(f"{key}.init_opacity must be in (0, 1), got {self.init_opacity}.")
+        for name in ("means_lr", "scales_lr", "quats_lr", "opacities_lr", "sh0_lr", "shN_lr"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ConfigError(f"{key}.{name} is a learning rate >= 0, got {value}.")
+        if not self.scene_scale > 0:
+            raise ConfigError(f"{key}.scene_scale must be > 0, got {self.scene_scale}.")
+
 
 class GaussianModel(nn.Module):
     """A set of 3D Gaussians, ``params`` holding the pre-activation tensors above."""
@@ -74,14 +96,7 @@ class GaussianModel(nn.Module):
     ) -> GaussianModel:
         """Initialise from surface samples ``points`` [N, 3] (optional ``colors`` [N, 3]),
         with 3DGS's usual isotropic scales and constant opacity."""
-        cfg = cfg or GaussianConfig()
-        if cfg.sh_degree < 0 or cfg.sh_degree > 3:
-            raise ConfigError(
-                f"sh_degree must be 0..3, got {cfg.sh_degree}. "
-                "Set geometry.sh_degree to 0 (default)."
-            )
-        if not 0.0 < cfg.init_opacity < 1.0:
-            raise ConfigError(f"init_opacity must be in (0, 1), got {cfg.init_opacity}.")
+        cfg = cfg or GaussianConfig()  # its values are checked when it is made
         n = points.shape[0]
         if n < cfg.init_knn + 1:
             raise ConfigError(f"Need at least {cfg.init_knn + 1} points to initialise, got {n}.")

@@ -60,6 +60,12 @@ class PriorConfig:
     # few uses (set-up, start of refinement). CUDA only; results are unchanged.
     offload_encoders: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("controlnet_scale", "id_scale", "shortcut_scale"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ConfigError(f"system.prior.{name} is a weight >= 0, got {value}.")
+
 
 def ddim_scheduler() -> DDIMScheduler:
     """SD 1.5's DDIM schedule, as method.md gives it."""

@@ -56,6 +56,10 @@ class VCRConfig:
             )
         if self.chunk_size < 1:
             raise ConfigError(f"system.vcr.chunk_size must be >= 1, got {self.chunk_size}.")
+        for name in ("guidance_scale", "id_scale", "shortcut_scale"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ConfigError(f"system.vcr.{name} is a weight >= 0, got {value}.")
 
 
 class ViewConsistentRefiner:
