@@ -132,6 +132,9 @@ class AdaptiveScheduleConfig:
     phase_lower_t: tuple[int, int, int, int] = (500, 400, 150, 20)
     margin: int = 50
 
+    def __post_init__(self) -> None:
+        _check_adaptive(self)
+
 
 class AdaptiveTimestepSchedule:
     """GaussianIP's adaptive human-specific timestep schedule.
@@ -144,8 +147,7 @@ class AdaptiveTimestepSchedule:
     """
 
     def __init__(self, cfg: AdaptiveScheduleConfig | None = None) -> None:
-        self.cfg = cfg = cfg or AdaptiveScheduleConfig()
-        _check_adaptive(cfg)
+        self.cfg = cfg = cfg or AdaptiveScheduleConfig()  # checked when it is made
         params = fit_two_piece_gaussian(cfg) if cfg.params is None else cfg.params
         self.fitted_params: tuple[float, float, float] = tuple(float(v) for v in params)
         self.probs = two_piece_gaussian(cfg.t_max, *self.fitted_params)  # [t_max]
@@ -200,16 +202,18 @@ class LinearScheduleConfig:
     t_max: int = 980  # exclusive
     window: int = 50  # views draw t in [planned - window, planned + window]
 
+    def __post_init__(self) -> None:
+        _check_common(self.total_steps, self.t_min, self.t_max)
+        if self.window < 0:
+            raise ConfigError(f"window must be >= 0, got {self.window}; use e.g. 50.")
+
 
 class LinearSchedule:
     """Planned t falls linearly from t_max - 1 at the first step to t_min at the last; the
     views draw t uniformly within ``window`` of it, clamped to [t_min, t_max)."""
 
     def __init__(self, cfg: LinearScheduleConfig | None = None) -> None:
-        self.cfg = cfg = cfg or LinearScheduleConfig()
-        _check_common(cfg.total_steps, cfg.t_min, cfg.t_max)
-        if cfg.window < 0:
-            raise ConfigError(f"window must be >= 0, got {cfg.window}; use e.g. 50.")
+        self.cfg = cfg or LinearScheduleConfig()  # checked when it is made
 
     def planned(self, step: int) -> int:
         cfg = self.cfg
@@ -232,13 +236,15 @@ class UniformScheduleConfig:
     t_min: int = 20
     t_max: int = 980  # exclusive
 
+    def __post_init__(self) -> None:
+        _check_common(self.total_steps, self.t_min, self.t_max)
+
 
 class UniformSchedule:
     """t uniform in [t_min, t_max) at every step (DreamFusion); ``planned`` is the middle."""
 
     def __init__(self, cfg: UniformScheduleConfig | None = None) -> None:
-        self.cfg = cfg = cfg or UniformScheduleConfig()
-        _check_common(cfg.total_steps, cfg.t_min, cfg.t_max)
+        self.cfg = cfg or UniformScheduleConfig()  # checked when it is made
 
     def planned(self, step: int) -> int:
         return (self.cfg.t_min + self.cfg.t_max - 1) // 2
