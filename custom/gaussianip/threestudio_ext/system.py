@@ -50,12 +50,16 @@ class GaussianIPSystem(BaseSystem):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD([self._step_counter], lr=0.0)
 
+    def _use_trial(self) -> None:
+        """The trial's camera settings (ring and turntable) and save/ folder."""
+        datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
+        if isinstance(getattr(datamodule, "cfg", None), HumanCameraConfig):
+            self.pipeline.use_camera_config(datamodule.cfg)
+        self.pipeline.save_dir = Path(self.get_save_dir())
+
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if isinstance(getattr(datamodule, "cfg", None), HumanCameraConfig):
-            self.pipeline.use_camera_config(datamodule.cfg)  # ring and turntable settings
-        self.pipeline.save_dir = Path(self.get_save_dir())
+        self._use_trial()
         total = self.pipeline.total_steps
         if self.trainer.max_steps > total or self.trainer.max_steps < 0:
             threestudio.info(f"trainer.max_steps set to {total} (stage 1 + reconstruction).")
@@ -84,11 +88,9 @@ class GaussianIPSystem(BaseSystem):
         if state is None:
             return
         # Called before Lightning loads the module's weights: the Gaussians are resized to
-        # the checkpoint's count first, so that its tensors fit.
-        datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
-        if isinstance(getattr(datamodule, "cfg", None), HumanCameraConfig):
-            self.pipeline.use_camera_config(datamodule.cfg)
-        self.pipeline.save_dir = Path(self.get_save_dir())
+        # the checkpoint's count first, so that its tensors fit. A checkpoint taken in the
+        # reconstruction rebuilds it from the trial's refined views, hence _use_trial.
+        self._use_trial()
         self.pipeline.load_state_dict(state)
 
     def on_train_end(self) -> None:
