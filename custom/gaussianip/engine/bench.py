@@ -258,7 +258,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scaling", action="store_true",
                    help="add ms/step rows at 50k/100k/200k Gaussians and 512/1024 px")  # fmt: skip
     p.add_argument("--profile", type=int, default=0, metavar="N",
-                   help="profile N stage-1 steps: time per named range, top kernels")  # fmt: skip
+                   help="after the timed steps, profile N more steps of stage 1 and of the "
+                        "reconstruction: time per named range, top kernels")  # fmt: skip
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     p.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. toggles)")
 
