@@ -11,18 +11,20 @@ def _lpips():
     return lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False).eval().requires_grad_(False)
 
 
+def _lpips_value_and_gradient(model, shape: tuple[int, ...], seed: int, checkpoint: bool):
+    """LPIPS of a random render against a random target, and its gradient on the render."""
+    target = torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+    render = torch.rand(*shape, generator=torch.Generator().manual_seed(seed + 1))
+    render.requires_grad_(True)
+    loss = lpips_loss(model, render, target, checkpoint=checkpoint)
+    loss.backward()
+    return loss.detach(), render.grad
+
+
 def test_checkpointed_lpips_has_the_same_value_and_gradient():
     model = _lpips()
-    gen = torch.Generator().manual_seed(1)
-    target = torch.rand(3, 3, 48, 48, generator=gen)
-    results = []
-    for checkpoint in (False, True):
-        render = torch.rand(3, 3, 48, 48, generator=torch.Generator().manual_seed(2))
-        render.requires_grad_(True)
-        loss = lpips_loss(model, render, target, checkpoint=checkpoint)
-        loss.backward()
-        results.append((loss.detach(), render.grad))
-    (plain, plain_grad), (ckpt, ckpt_grad) = results
+    plain, plain_grad = _lpips_value_and_gradient(model, (3, 3, 48, 48), 1, checkpoint=False)
+    ckpt, ckpt_grad = _lpips_value_and_gradient(model, (3, 3, 48, 48), 1, checkpoint=True)
     torch.testing.assert_close(ckpt, plain, atol=1e-6, rtol=1e-5)
     scale = plain_grad.abs().max()
     # bound: float noise of batched vs per-view convolutions, 0.2 % of the largest entry
@@ -100,13 +102,7 @@ def test_compiled_lpips_has_the_same_value_and_gradient():
     eager = build_lpips(ReconstructionConfig(lpips_pretrained=False), "cpu")
     compiled = build_lpips(ReconstructionConfig(lpips_pretrained=False, lpips_compile=True), "cpu")
     compiled._orig_mod.load_state_dict(eager.state_dict())  # the same random backbone
-    target = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
-    results = []
-    for model in (eager, compiled):
-        render = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(7))
-        render.requires_grad_(True)
-        loss = lpips_loss(model, render, target, checkpoint=True)
-        loss.backward()
-        results.append((loss.detach(), render.grad))
+    results = [_lpips_value_and_gradient(model, (2, 3, 32, 32), 6, checkpoint=True)
+               for model in (eager, compiled)]  # fmt: skip
     torch.testing.assert_close(results[1][0], results[0][0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(results[1][1], results[0][1], atol=1e-6, rtol=1e-3)
