@@ -128,8 +128,6 @@ def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path):
     assert env_free == 2
 
 
-
-
 def test_a_run_stopped_in_reconstruction_continues_it(tmp_path):
     """Resume inside the reconstruction: the refined views come from disk (nothing is
     denoised again), and the Adam moments and the batch order carry over."""

@@ -123,7 +123,11 @@ def test_paper_config_parses_with_the_method_numbers():
     assert (data.ring_size, data.ring_height, data.ring_elevation) == (32, 1024, 17)
     recon = parse_config(ReconstructionConfig, system.reconstruction, "system.reconstruction")
     assert (recon.steps, recon.batch_size, recon.lambda_l1, recon.lambda_lpips) == (
-        800, 8, 10.0, 15.0)
+        800,
+        8,
+        10.0,
+        15.0,
+    )
     assert system.face_analyser == "buffalo_l"  # the stand-in is for the tiny preset only
 
 

@@ -88,9 +88,7 @@ def run_preview(opts: PreviewOptions) -> dict[str, Path]:
     return {
         "init.ply": save_ply(out / "init.ply", {k: v for k, v in model.params.items()}),
         "views.png": save_png(out / "views.png", image_row(views, gap=4)),
-        "openpose.png": save_png(
-            out / "openpose.png", image_row(pose.permute(0, 2, 3, 1), gap=4)
-        ),
+        "openpose.png": save_png(out / "openpose.png", image_row(pose.permute(0, 2, 3, 1), gap=4)),
     }
 
 

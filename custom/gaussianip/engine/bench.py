@@ -143,8 +143,9 @@ def profile_steps(step_fn, steps: list[int], device: torch.device) -> dict[str, 
     return {
         "steps": n,
         "ranges_ms_per_step": dict(sorted(ranges.items())),
-        "top_ops_device_ms_per_step": {e.key[:80]: round(device_us(e, True) / 1000 / n, 2)
-                                       for e in kernels},  # fmt: skip
+        "top_ops_device_ms_per_step": {
+            e.key[:80]: round(device_us(e, True) / 1000 / n, 2) for e in kernels
+        },  # fmt: skip
     }
 
 
@@ -164,16 +165,21 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor(),
         "versions": _versions(),
         "settings": {
-            "config": str(args.config), "overrides": BENCH_OVERRIDES + list(args.overrides),
-            "stage1_steps": pipeline.stage1_steps, "batch_size": settings.data.batch_size,
+            "config": str(args.config),
+            "overrides": BENCH_OVERRIDES + list(args.overrides),
+            "stage1_steps": pipeline.stage1_steps,
+            "batch_size": settings.data.batch_size,
             "resolution": settings.guidance.resolution,
             "init_num_points": settings.gaussians.init_num_points,
-            "ring_size": settings.data.ring_size, "ring_resolution": settings.data.ring_height,
+            "ring_size": settings.data.ring_size,
+            "ring_resolution": settings.data.ring_height,
             "vcr_steps": settings.vcr.refine_steps,
             "reconstruction_steps": settings.reconstruction.steps,
             "reconstruction_batch": settings.reconstruction.batch_size,
-            "fractions": {"stage1": args.stage1_fraction,
-                          "reconstruction": args.reconstruction_fraction},
+            "fractions": {
+                "stage1": args.stage1_fraction,
+                "reconstruction": args.reconstruction_fraction,
+            },
         },  # fmt: skip
         "setup": {"model_build_seconds": round(build_seconds, 2)},
         "phases": {},

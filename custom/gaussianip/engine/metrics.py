@@ -79,11 +79,17 @@ def run_metrics(pipeline: GaussianIPPipeline) -> dict[str, Any]:
         "prior_preset": s.prior.preset,
         "base_model": s.prior.base_model,
         "stage2_from": s.system.stage2_from,
-        "stage1": {"steps": pipeline.stage1_steps, "batch_size": s.data.batch_size,
-                   "resolution": s.guidance.resolution,
-                   "init_num_points": s.gaussians.init_num_points},  # fmt: skip
-        "vcr": {**{k: v for k, v in asdict(s.vcr).items() if k != "negative_prompt"},
-                "ring_size": s.data.ring_size, "ring_resolution": s.data.ring_height},  # fmt: skip
+        "stage1": {
+            "steps": pipeline.stage1_steps,
+            "batch_size": s.data.batch_size,
+            "resolution": s.guidance.resolution,
+            "init_num_points": s.gaussians.init_num_points,
+        },  # fmt: skip
+        "vcr": {
+            **{k: v for k, v in asdict(s.vcr).items() if k != "negative_prompt"},
+            "ring_size": s.data.ring_size,
+            "ring_resolution": s.data.ring_height,
+        },  # fmt: skip
         "reconstruction": asdict(s.reconstruction),
         "seed": s.seed,
     }

@@ -26,8 +26,7 @@ from gaussianip.refine.attention import DEFAULT_LAYERS, VCRState, vcr_processors
 from gaussianip.refine.view_plan import plan_views, side_name
 
 NEGATIVE_PROMPT = (
-    "blurry face, bad face, poorly drawn face, duplicate face, extra fingers, blurry, "
-    "fused fingers"
+    "blurry face, bad face, poorly drawn face, duplicate face, extra fingers, blurry, fused fingers"
 )
 
 
