@@ -36,6 +36,14 @@ fi
 say "installing gaussianip (editable) and its dependencies"
 "$python" -m pip install -e "$repo[test]"
 
+# gsplat compiles its CUDA kernels at first use (a minute or more). Where a GPU is present,
+# do it now, once, so that the first run starts at once (cached in ~/.cache/torch_extensions).
+if "$python" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    say "building gsplat's CUDA kernels once (about a minute; cached for every later run)"
+    "$python" -c "from gsplat.cuda._backend import _C; assert _C is not None" \
+        || say "warning: gsplat's CUDA build failed; it will be retried at the first run"
+fi
+
 if [ -n "${THREESTUDIO_ROOT:-}" ]; then
     bash "$repo/scripts/link_threestudio.sh" "$THREESTUDIO_ROOT"
 fi

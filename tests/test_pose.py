@@ -244,3 +244,24 @@ def test_cuda_matches_cpu():
     assert gpu.device.type == "cuda"
     # Rounding may move a few edge pixels; the colours themselves are bit-identical.
     assert (gpu.cpu() != cpu).any(dim=1).float().mean() < 1e-4
+
+
+def test_dense_limbs_paint_the_same_pixels_as_boxes(monkeypatch):
+    """The sync-free dense path (CUDA's default) and the bounding-box path give identical
+    images: whole bodies, a head close-up whose limbs leave the image, a view from behind,
+    an off-centre camera, non-square images, and limbs painted a few at a time."""
+    import gaussianip.pose.openpose as openpose
+
+    c2w, K = _orbit([0.0, 37.0, 90.0, 180.0, -123.0])
+    close_c2w, close_K = _orbit([10.0, -30.0], distance=0.35, target=HEAD_CENTER.tolist())
+    tall_K = intrinsics(torch.full((5,), math.radians(70.0)), 96, 160)
+    for cams, (w, h) in (((c2w, K), (SIZE, SIZE)), ((close_c2w, close_K), (SIZE, SIZE)),
+                         ((c2w, tall_K), (96, 160))):  # fmt: skip
+        boxes = _draw(*cams, width=w, height=h, method="boxes")
+        dense = _draw(*cams, width=w, height=h, method="dense")
+        assert boxes.abs().sum() > 0
+        assert torch.equal(dense, boxes)
+    monkeypatch.setattr(openpose, "_DENSE_CHUNK", 3 * SIZE * SIZE * 5)  # 3 limbs a chunk
+    assert torch.equal(_draw(c2w, K, method="dense"), _draw(c2w, K, method="boxes"))
+    with pytest.raises(ValueError, match="method"):
+        _draw(c2w, K, method="fast")

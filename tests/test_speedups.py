@@ -1,6 +1,7 @@
 """Every speed-up keeps results within a stated bound of the plain path (issue 5)."""
 
 import lpips
+import pytest
 import torch
 
 from gaussianip.engine.reconstruction import lpips_loss
@@ -43,14 +44,17 @@ def test_channels_last_vae_encoding_matches(monkeypatch):
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
 
 
-def test_compiled_distillation_path_matches_the_eager_one():
+@pytest.mark.parametrize("scope", ["model", "blocks"])
+def test_compiled_distillation_path_matches_the_eager_one(scope):
     """``prior.compile``: the distillation step's UNet, ControlNet and VAE encoder (with
-    its backward) give the eager results. ``aot_eager`` traces the same graphs as the
-    GPU's inductor backend without generating kernels, so the test stays fast on a CPU."""
+    its backward) give the eager results, compiled whole or by block. ``aot_eager`` traces
+    the same graphs as the GPU's inductor backend without generating kernels, so the test
+    stays fast on a CPU."""
     from gaussianip.prior.human_prior import HumanPrior, PriorConfig
 
     eager = HumanPrior.build(PriorConfig(preset="tiny"))
-    fast = HumanPrior.build(PriorConfig(preset="tiny", compile=True, compile_backend="aot_eager"))
+    fast = HumanPrior.build(PriorConfig(preset="tiny", compile=True, compile_backend="aot_eager",
+                                        compile_scope=scope))  # fmt: skip
     gen = torch.Generator().manual_seed(4)
     rgb = torch.rand(2, 32, 32, 3, generator=gen)
     t = torch.tensor([500, 20])
@@ -65,7 +69,21 @@ def test_compiled_distillation_path_matches_the_eager_one():
         results.append((latents.detach(), eps, image.grad))
     for plain, compiled in zip(results[0], results[1], strict=True):
         torch.testing.assert_close(compiled, plain, atol=1e-5, rtol=1e-4)
-    assert fast._fast_unet is not fast.unet  # the compiled module is only on the fast path
+    if scope == "model":
+        assert fast._fast_unet is not fast.unet  # the compiled module is only on the fast path
+        return
+    # By block: the blocks are patched in place, and only the fast path runs them compiled.
+    import torch._dynamo as dynamo
+
+    patched = [m for m in fast.unet.modules() if "forward" in vars(m)]
+    assert {type(m).__name__ for m in patched} >= {"ResnetBlock2D", "Transformer2DModel"}
+    dynamo.reset()  # forget the compiled graphs: an eager call must not build new ones
+    counters = dynamo.utils.counters
+    counters.clear()
+    fast.predict_noise(torch.randn(1, 4, 16, 16), t[:1], context[:1], None, fast=False)
+    assert counters["stats"]["calls_captured"] == 0
+    fast.predict_noise(torch.randn(1, 4, 16, 16), t[:1], context[:1], None, fast=True)
+    assert counters["stats"]["calls_captured"] > 0
 
 
 def test_offloaded_encoders_give_the_same_conditions():
@@ -106,3 +124,41 @@ def test_compiled_lpips_has_the_same_value_and_gradient():
                for model in (eager, compiled)]  # fmt: skip
     torch.testing.assert_close(results[1][0], results[0][0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(results[1][1], results[0][1], atol=1e-6, rtol=1e-3)
+
+
+def test_fused_lora_gives_the_separate_lora_result_and_restores_the_weights():
+    """``prior.fuse_lora``: the distillation path with the FaceID LoRA folded into the
+    attention weights predicts the noise of the separate-LoRA path (float32: to rounding);
+    a refinement call afterwards gets the original weights back bit for bit."""
+    from gaussianip.prior.attention import FaceIDLoRAAttnProcessor
+    from gaussianip.prior.human_prior import HumanPrior, PriorConfig
+
+    prior = HumanPrior.build(PriorConfig(preset="tiny"))
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():  # a trained LoRA: random up weights (they start at zero)
+        for proc in prior.adapter.ip_adapter:
+            for lora in (proc.to_q_lora, proc.to_k_lora, proc.to_v_lora, proc.to_out_lora):
+                lora.up.weight.copy_(0.2 * torch.randn(lora.up.weight.shape, generator=gen))
+    original = {k: v.clone() for k, v in prior.unet.state_dict().items()}
+    latents = torch.randn(2, 4, 8, 8, generator=gen)
+    t = torch.tensor([700, 30])
+    context = torch.randn(2, 77 + 4, prior.unet.config.cross_attention_dim, generator=gen)
+    pose = torch.rand(2, 3, 64, 64, generator=gen)
+
+    separate = prior.predict_noise(latents, t, context, pose, fast=False)
+    fused = prior.predict_noise(latents, t, context, pose, fast=True)
+    assert all(p.lora_fused for p in prior.adapter.ip_adapter
+               if isinstance(p, FaceIDLoRAAttnProcessor))  # fmt: skip
+    changed = [k for k, v in prior.unet.state_dict().items() if not torch.equal(v, original[k])]
+    assert changed and all(k.split(".")[-2] in ("to_q", "to_k", "to_v", "0") for k in changed)
+    torch.testing.assert_close(fused, separate, atol=1e-5, rtol=1e-4)
+
+    again = prior.predict_noise(latents, t, context, pose, fast=False)
+    assert all(torch.equal(v, original[k]) for k, v in prior.unet.state_dict().items())
+    assert torch.equal(again, separate)
+    # The LoRA matters here, so the comparison above is not vacuous.
+    with torch.no_grad():
+        for proc in prior.adapter.ip_adapter:
+            proc.lora_scale = 0.0
+    without = prior.predict_noise(latents, t, context, pose, fast=False)
+    assert (without - separate).abs().max() > 100 * (fused - separate).abs().max()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from gaussianip.errors import GaussianIPError
 
+COMPILE_CACHE = Path.home() / ".cache" / "gaussianip" / "torchinductor"
+
 
 def _add_preview(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preview", help="initial grey Gaussian human, views and pose images")
@@ -163,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     # Growable CUDA memory segments: less memory held back by the caching allocator when
     # tensor sizes change between phases (a user's own setting wins).
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    # torch.compile's kernels in a cache that survives reboots (inductor's default is in
+    # /tmp): a second run on the same machine skips the compilation.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(COMPILE_CACHE))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         COMMANDS[args.command](args)

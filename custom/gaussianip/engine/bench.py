@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from gaussianip.engine.config import load_run_config, parse_run_config
+from gaussianip.errors import ConfigError
 
 BENCH_OVERRIDES = [
     "system.prior.preset=random",
@@ -155,6 +156,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     device = torch.device(args.device)
     config = load_run_config(args.config, BENCH_OVERRIDES + list(args.overrides))
     settings = parse_run_config(config)
+    cap = apply_memory_cap(args.memory_cap_gib, device)
+    caches = compile_caches()
     _sync(device)
     t0 = time.perf_counter()
     pipeline = GaussianIPPipeline(settings, device)
@@ -181,7 +184,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 "reconstruction": args.reconstruction_fraction,
             },
         },  # fmt: skip
-        "setup": {"model_build_seconds": round(build_seconds, 2)},
+        "setup": {"model_build_seconds": round(build_seconds, 2), "caches": caches},
+        "memory_cap_gib": cap,
         "phases": {},
     }
 
@@ -206,6 +210,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         result["scaling"] = scaling_rows(pipeline, device, [50_000, 100_000, 200_000],
                                          [512, 1024])  # fmt: skip
     pipeline.finish_stage1()
+    if args.stage1_only:
+        return _totals(result)
 
     _reset_peak(device)
     _sync(device)
@@ -226,6 +232,11 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             pipeline.reconstructor.step, list(range(n3, n3 + args.profile)), device
         )
 
+    return _totals(result)
+
+
+def _totals(result: dict[str, Any]) -> dict[str, Any]:
+    """The whole method's seconds (the phases that ran) and the peak memory."""
     phases = result["phases"]
     result["whole_method_seconds"] = round(sum(p["full_seconds"] for p in phases.values()), 1)
     result["whole_method_is"] = (
@@ -236,6 +247,38 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     if peaks:
         result["peak_memory"] = {k: max(p[k] for p in peaks) for k in peaks[0]}
     return result
+
+
+def apply_memory_cap(gib: float | None, device: torch.device) -> float | None:
+    """A hard cap on this process's GPU memory (``set_per_process_memory_fraction``): an
+    allocation beyond it fails with an out-of-memory error, as on a card of that size."""
+    if gib is None:
+        return None
+    if device.type != "cuda":
+        raise ConfigError("--memory-cap-gib needs a CUDA device (--device cuda).")
+    total = torch.cuda.get_device_properties(device).total_memory
+    if not 0 < gib * 2**30 <= total:
+        raise ConfigError(f"--memory-cap-gib {gib} is not between 0 and this GPU's "
+                          f"{total / 2**30:.1f} GiB.")  # fmt: skip
+    torch.cuda.set_per_process_memory_fraction(gib * 2**30 / total, device)
+    return gib
+
+
+def compile_caches() -> dict[str, Any]:
+    """Where compiled code is cached, and whether each cache had entries at the start
+    (cold: empty, so the set-up includes every compilation)."""
+    import os
+
+    from gaussianip.prior.compile import inductor_cache_dir
+
+    found = {}
+    folders = {"inductor": inductor_cache_dir(),
+               "torch_extensions (gsplat)": os.environ.get("TORCH_EXTENSIONS_DIR",
+                   os.path.expanduser("~/.cache/torch_extensions"))}  # fmt: skip
+    for name, folder in folders.items():
+        warm = os.path.isdir(folder) and any(os.scandir(folder))
+        found[name] = {"path": folder, "warm_at_start": warm}
+    return found
 
 
 def _versions() -> dict[str, str]:
@@ -256,16 +299,22 @@ def _versions() -> dict[str, str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="gaussianip.yaml", help="config to time (paper settings)")
-    p.add_argument("--device", default="cuda")
+    p.add_argument("--device", default="cuda", help="device to time on (cuda, cuda:N)")
     p.add_argument("--stage1-fraction", type=float, default=0.05,
                    help="fraction of stage 1's steps to run (1: the whole phase)")  # fmt: skip
-    p.add_argument("--reconstruction-fraction", type=float, default=0.1)
+    p.add_argument("--reconstruction-fraction", type=float, default=0.1,
+                   help="fraction of the reconstruction's steps (1: the whole phase)")  # fmt: skip
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     p.add_argument("--scaling", action="store_true",
                    help="add ms/step rows at 50k/100k/200k Gaussians and 512/1024 px")  # fmt: skip
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="after the timed steps, profile N more steps of stage 1 and of the "
                         "reconstruction: time per named range, top kernels")  # fmt: skip
+    p.add_argument("--memory-cap-gib", type=float, default=None, metavar="GIB",
+                   help="hard cap on GPU memory (as on a card of that size): an allocation "
+                        "beyond it fails")  # fmt: skip
+    p.add_argument("--stage1-only", action="store_true",
+                   help="time stage 1 only (no refinement, no reconstruction)")  # fmt: skip
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     p.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. toggles)")
 

@@ -50,6 +50,8 @@ class FaceIDLoRAAttnProcessor(nn.Module):
     ) -> None:
         super().__init__()
         self.lora_scale = lora_scale
+        # True while ``LoRAFusion`` has folded the LoRA into the layer's own weights.
+        self.lora_fused = False
         context_dim = cross_attention_dim or hidden_size
         self.to_q_lora = LoRALinear(hidden_size, hidden_size, rank)
         self.to_k_lora = LoRALinear(context_dim, hidden_size, rank)
@@ -73,12 +75,18 @@ class FaceIDLoRAAttnProcessor(nn.Module):
 
     def query(self, attn: nn.Module, tokens: Tensor) -> Tensor:
         """Queries [B, N, C] of ``tokens`` [B, N, C] (with the LoRA)."""
-        return attn.to_q(tokens) + self.lora_scale * self.to_q_lora(tokens)
+        query = attn.to_q(tokens)
+        if self.lora_fused:
+            return query
+        return query + self.lora_scale * self.to_q_lora(tokens)
 
     def key_value(self, attn: nn.Module, context: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values [B, M, C] of ``context`` [B, M, C'] (with the LoRA)."""
-        key = attn.to_k(context) + self.lora_scale * self.to_k_lora(context)
-        value = attn.to_v(context) + self.lora_scale * self.to_v_lora(context)
+        key, value = attn.to_k(context), attn.to_v(context)
+        if self.lora_fused:
+            return key, value
+        key = key + self.lora_scale * self.to_k_lora(context)
+        value = value + self.lora_scale * self.to_v_lora(context)
         return key, value
 
     def attend(self, attn: nn.Module, query: Tensor, context: Tensor,
@@ -92,7 +100,8 @@ class FaceIDLoRAAttnProcessor(nn.Module):
 
     def finish(self, attn: nn.Module, out: Tensor, residual: Tensor, shape) -> Tensor:
         """Output projection (with the LoRA), residual and rescale, back to ``shape``."""
-        out = attn.to_out[0](out) + self.lora_scale * self.to_out_lora(out)
+        projected = attn.to_out[0](out)
+        out = projected if self.lora_fused else projected + self.lora_scale * self.to_out_lora(out)
         out = attn.to_out[1](out)  # dropout
         if shape is not None:
             out = out.transpose(-1, -2).reshape(shape)

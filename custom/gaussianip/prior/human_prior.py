@@ -21,7 +21,9 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import Tensor
 
 from gaussianip.errors import ConfigError
+from gaussianip.prior.compile import compile_blocks, compile_model, distillation_fast_path
 from gaussianip.prior.ip_adapter import FaceIDAdapter
+from gaussianip.prior.lora_fusion import LoRAFusion
 
 # OpenAI CLIP's image normalisation (CLIPImageProcessor's defaults).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -52,6 +54,12 @@ class PriorConfig:
     # processors and changes shapes, which would only trigger recompilation.
     compile: bool = False
     compile_backend: str = "inductor"  # "aot_eager" compiles fast (tests), no fusion
+    # "model": each network as one graph; "blocks": its repeated blocks, one graph per
+    # block class and shape (much shorter compilation; prior/compile.py).
+    compile_scope: str = "blocks"
+    # torch.compile's mode: "default", "reduce-overhead" (CUDA graphs; scope "model"
+    # only) or "max-autotune-no-cudagraphs".
+    compile_mode: str = "default"
     # The VAE's one attention layer has a single 512-wide head, which flash attention does
     # not take; PyTorch's fallback kernel is slow in backward (17 ms a stage-1 step on an
     # H100). Plain softmax(QK^T)V, the same function, is faster at these 4096 tokens.
@@ -59,8 +67,23 @@ class PriorConfig:
     # Keep the text and image encoders (about 1.5 GB in fp16) on the CPU between their
     # few uses (set-up, start of refinement). CUDA only; results are unchanged.
     offload_encoders: bool = True
+    # Fold the FaceID LoRA into the UNet's q/k/v/out weights for the distillation step
+    # (the same linear maps, up to fp16 rounding; prior/lora_fusion.py). Refinement calls
+    # get the original weights and the separate LoRA back.
+    fuse_lora: bool = True
 
     def __post_init__(self) -> None:
+        from gaussianip.prior.compile import MODES, SCOPES
+
+        if self.compile_scope not in SCOPES:
+            raise ConfigError(f"system.prior.compile_scope='{self.compile_scope}' is unknown; use "
+                              f"one of {', '.join(SCOPES)}.")  # fmt: skip
+        if self.compile_mode not in MODES:
+            raise ConfigError(f"system.prior.compile_mode='{self.compile_mode}' is unknown; use "
+                              f"one of {', '.join(MODES)}.")  # fmt: skip
+        if self.compile_mode == "reduce-overhead" and self.compile_scope != "model":
+            raise ConfigError("system.prior.compile_mode=reduce-overhead (CUDA graphs) needs "
+                              "system.prior.compile_scope=model.")  # fmt: skip
         for name in ("controlnet_scale", "id_scale", "shortcut_scale"):
             value = getattr(self, name)
             if not value >= 0:
@@ -106,14 +129,21 @@ class HumanPrior:
                 for model in (text_encoder, image_encoder):
                     if model is not None:
                         model.to("cpu")
+        self._lora_fusion = LoRAFusion(unet) if adapter is not None and cfg.fuse_lora else None
         # The networks of the distillation step (``fast=True`` calls): compiled or eager.
         self._vae_moments: torch.nn.Module = VAEMoments(vae)
         self._fast_unet, self._fast_controlnet = unet, controlnet
-        if cfg.compile:
-            compiled = _compiler(cfg.compile_backend)
-            self._vae_moments = compiled(self._vae_moments)
-            self._fast_unet = compiled(unet)
-            self._fast_controlnet = compiled(controlnet) if controlnet is not None else None
+        if cfg.compile and cfg.compile_scope == "model":
+            self._vae_moments = compile_model(self._vae_moments, cfg.compile_backend,
+                                              cfg.compile_mode)  # fmt: skip
+            self._fast_unet = compile_model(unet, cfg.compile_backend, cfg.compile_mode)
+            if controlnet is not None:
+                self._fast_controlnet = compile_model(controlnet, cfg.compile_backend,
+                                                      cfg.compile_mode)  # fmt: skip
+        elif cfg.compile:  # the blocks, compiled in place, taken on the fast path only
+            for model in (vae.encoder, unet, controlnet):
+                if model is not None:
+                    compile_blocks(model, cfg.compile_backend, cfg.compile_mode)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -123,7 +153,10 @@ class HumanPrior:
         if cfg.preset == "tiny":
             parts = _tiny_parts(cfg)
         elif cfg.preset == "random":
-            parts = _random_full_parts(cfg)
+            # Random weights drawn where they will live: initialising 1.5 billion
+            # parameters on the CPU took most of the benchmark's 38 s set-up.
+            with torch.device(device):
+                parts = _random_full_parts(cfg)
         elif cfg.preset == "full":
             parts = _pretrained_parts(cfg)
         else:
@@ -198,7 +231,9 @@ class HumanPrior:
         if self.cfg.channels_last and x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         encode = self._vae_moments if fast else VAEMoments(self.vae)
-        posterior = DiagonalGaussianDistribution(encode(x))
+        with distillation_fast_path() if fast else contextlib.nullcontext():
+            moments = encode(x)
+        posterior = DiagonalGaussianDistribution(moments)
         latents = posterior.sample() if sample else posterior.mean
         return latents * self.vae.config.scaling_factor
 
@@ -218,7 +253,11 @@ class HumanPrior:
         """
         unet, controlnet = ((self._fast_unet, self._fast_controlnet) if fast
                             else (self.unet, self.controlnet))  # fmt: skip
-        with torch.no_grad():
+        if self._lora_fusion is not None and fast:  # folded for distillation
+            self._lora_fusion.fuse()
+        elif self._lora_fusion is not None:  # separate for refinement (processors swapped)
+            self._lora_fusion.unfuse()
+        with torch.no_grad(), distillation_fast_path() if fast else contextlib.nullcontext():
             residuals: dict[str, object] = {}
             if controlnet is not None and pose is not None:
                 down, mid = controlnet(
@@ -255,13 +294,6 @@ class VAEMoments(torch.nn.Module):
         h = self.vae.encoder(x)
         quant_conv = getattr(self.vae, "quant_conv", None)
         return quant_conv(h) if quant_conv is not None else h
-
-
-def _compiler(backend: str):
-    def compile_module(module: torch.nn.Module) -> torch.nn.Module:
-        return torch.compile(module, backend=backend, dynamic=False)  # type: ignore[return-value]
-
-    return compile_module
 
 
 def _tiny_parts(cfg: PriorConfig) -> dict:
