@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Performance runs on one GPU, in one command (device tool: carry .whl/ from
+# scripts/build_gpu_wheelhouse.sh). Each step writes its JSON/log into $OUT as it ends.
+#   bash scripts/gpu_perf.sh [STEP ...]     steps: gsplat pose s1cold s1warm s1model full cap
+set -uo pipefail
+out="${OUT:-gpu_out}"
+mkdir -p "$out"
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH="/tmp/site:$PWD/custom"
+fi
+export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-16}"
+export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-/tmp/gaussianip_inductor}"
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(gsplat pose s1cold s1warm full)
+bench() { python3 -m gaussianip bench "$@"; }
+paper="--config ${PAPER_CONFIG:-gaussianip.yaml}"
+for step in "${steps[@]}"; do
+    t0=$(date +%s)
+    echo "=== $step"
+    case "$step" in
+        gsplat) python3 -c "from gsplat.cuda._backend import _C; print('gsplat built', _C is not None)" ;;
+        pose) python3 -m pytest -q -p no:cacheprovider tests/test_pose.py -k "cuda or dense" \
+                  tests/test_speedups.py -k "cuda or dense or fused" 2>&1 | tail -3 ;;
+        s1cold) rm -rf "$TORCHINDUCTOR_CACHE_DIR"
+                bench $paper --stage1-only --stage1-fraction 0.01 --profile 2 --out "$out/s1cold.json" ${S1_ARGS:-} > "$out/s1cold.log" 2>&1 ;;
+        s1warm) bench $paper --stage1-only --stage1-fraction 0.01 --profile 2 --out "$out/s1warm.json" ${S1_ARGS:-} > "$out/s1warm.log" 2>&1 ;;
+        s1model) bench $paper --stage1-only --stage1-fraction 0.01 --out "$out/s1model.json" \
+                     system.prior.compile_scope=model ${S1_ARGS:-} > "$out/s1model.log" 2>&1 ;;
+        full) bench $paper --stage1-fraction ${S1_FRACTION:-0.01} --reconstruction-fraction ${R_FRACTION:-0.03} \
+                  --profile 2 --out "$out/full.json" ${S1_ARGS:-} > "$out/full.log" 2>&1 ;;
+        cap) bench $paper --stage1-fraction ${S1_FRACTION:-0.01} --reconstruction-fraction ${R_FRACTION:-0.03} \
+                 --memory-cap-gib 8 --out "$out/cap.json" ${S1_ARGS:-} > "$out/cap.log" 2>&1 ;;
+        *) echo "unknown step $step" ;;
+    esac
+    echo "=== $step rc=$? $(( $(date +%s) - t0 )) s"
+    for f in "$out/$step.json"; do
+        [ -f "$f" ] && python3 -c "import json,sys; d=json.load(open('$f')); print(json.dumps({k: d.get(k) for k in ('setup','phases','whole_method_seconds','peak_memory')})[:3000])"
+    done
+    [ -f "$out/$step.log" ] && tail -3 "$out/$step.log"
+done
