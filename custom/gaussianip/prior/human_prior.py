@@ -54,9 +54,9 @@ class PriorConfig:
     # processors and changes shapes, which would only trigger recompilation.
     compile: bool = False
     compile_backend: str = "inductor"  # "aot_eager" compiles fast (tests), no fusion
-    # "model": each network as one graph; "blocks": its repeated blocks, one graph per
-    # block class and shape (much shorter compilation; prior/compile.py).
-    compile_scope: str = "blocks"
+    # "model": each network as one graph (faster steps); "blocks": its repeated blocks, one
+    # graph per block class and shape (prior/compile.py; BENCHMARKS.md has both).
+    compile_scope: str = "model"
     # torch.compile's mode: "default", "reduce-overhead" (CUDA graphs; scope "model"
     # only) or "max-autotune-no-cudagraphs".
     compile_mode: str = "default"
