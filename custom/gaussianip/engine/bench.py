@@ -169,6 +169,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "overrides": BENCH_OVERRIDES + list(args.overrides),
             "stage1_steps": pipeline.stage1_steps,
             "batch_size": settings.data.batch_size,
+            "render_resolution": settings.data.height,  # stage-1 renders, before the resize
             "resolution": settings.guidance.resolution,
             "init_num_points": settings.gaussians.init_num_points,
             "ring_size": settings.data.ring_size,
