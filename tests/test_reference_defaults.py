@@ -8,7 +8,9 @@ import torch.nn.functional as F
 from gaussianip.config import parse_config
 from gaussianip.data import HumanCameraConfig
 from gaussianip.engine.config import SystemConfig, load_run_config
+from gaussianip.errors import ConfigError
 from gaussianip.guidance.hds_guidance import HDSGuidanceConfig
+from gaussianip.refine import VCRConfig
 
 
 def _data_and_guidance(config: str) -> tuple[HumanCameraConfig, HDSGuidanceConfig]:
@@ -109,3 +111,86 @@ def test_adaptive_plan_matches_the_reference_at_every_step():
     assert len(ours.plan) == 2400
     assert int(np.abs(ours.plan - np.array(plan)).max()) <= 1
     assert [plan[i] for i in (0, 900, 1400, 2399)] == [799, 450, 353, 68]  # method.md
+
+
+# Item 3: only the side and back principal views and the key views get a view suffix.
+
+
+def test_refinement_prompts_suffix_only_seven_anchor_views():
+    from gaussianip.refine import VCRConfig, ring_azimuths
+    from gaussianip.refine.vcr import refinement_prompt
+    from gaussianip.refine.view_plan import wrap_azimuth
+
+    cfg = VCRConfig()
+    prompts = {wrap_azimuth(float(a)): refinement_prompt("P", float(a), cfg)
+               for a in ring_azimuths(32)}  # fmt: skip
+    suffixed = {a: p for a, p in prompts.items() if p != "P"}
+    assert suffixed == {
+        180.0: "P, back view", 90.0: "P, left view", -90.0: "P, right view",
+        45.0: "P, left front view", -45.0: "P, right front view",
+        135.0: "P, left back view", -135.0: "P, right back view",
+    }  # fmt: skip
+    assert prompts[0.0] == "P"  # the front view and the 24 intermediate views: bare
+    every = VCRConfig(suffix_views="all")
+    assert refinement_prompt("P", 0.0, every) == "P, front view"
+    assert refinement_prompt("P", 11.25, every) == "P, front view"
+    with pytest.raises(ConfigError, match="suffix_views must be one of"):
+        VCRConfig(suffix_views="some")
+
+
+# Item 4: the reference's ladder for the last 8 of 50 steps.
+
+
+def test_refinement_ladder_is_the_reference_integer_linspace():
+    from gaussianip.refine.vcr import refinement_timesteps
+
+    ladder = refinement_timesteps(50, 8)
+    assert ladder.tolist() == [142, 122, 101, 81, 61, 40, 20, 0]
+    # The reference's expression: an int64 linspace, reversed, for other ladders too.
+    for n, k in ((50, 50), (30, 6), (20, 20)):
+        expected = torch.linspace(0, 999, n, dtype=torch.int64).flip(dims=[0])[-k:]
+        assert refinement_timesteps(n, k).tolist() == expected.tolist(), (n, k)
+    assert refinement_timesteps(50, 8, "ddim").tolist() == [141, 121, 101, 81, 61, 41, 21, 1]
+    with pytest.raises(ConfigError, match="timestep_ladder must be one of"):
+        VCRConfig(timestep_ladder="karras")
+
+
+# Item 5: VCR latents are a sample of the VAE posterior, from the seeded generator.
+
+
+@pytest.fixture(scope="module")
+def tiny_prior():
+    from gaussianip.prior.human_prior import HumanPrior, PriorConfig
+
+    return HumanPrior.build(PriorConfig(preset="tiny"))
+
+
+def test_posterior_sample_is_mean_plus_std_times_the_generators_noise(tiny_prior):
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    rgb = torch.rand(2, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    sample = tiny_prior.encode_rgb(rgb, 32, generator=torch.Generator().manual_seed(5))
+    moments = tiny_prior.vae.encode(rgb.permute(0, 3, 1, 2) * 2 - 1).latent_dist
+    assert isinstance(moments, DiagonalGaussianDistribution)
+    eps = torch.randn(moments.mean.shape, generator=torch.Generator().manual_seed(5))
+    expected = (moments.mean + moments.std * eps) * tiny_prior.vae.config.scaling_factor
+    torch.testing.assert_close(sample, expected, atol=1e-5, rtol=1e-5)
+    mean = tiny_prior.encode_rgb(rgb, 32, sample=False)
+    assert (sample - mean).abs().max() > 1e-3
+
+
+def test_refinement_samples_the_posterior_reproducibly(tiny_prior):
+    from gaussianip.refine import VCRConfig, ViewConsistentRefiner
+
+    images = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(2))
+    cameras = {"azimuth": torch.zeros(1)}
+
+    def refine(**kwargs):
+        cfg = VCRConfig(refine_steps=1, mutual_attention=False, **kwargs)
+        return ViewConsistentRefiner(tiny_prior, cfg, "a person").refine(images, cameras)[0]
+
+    assert VCRConfig().sample_posterior
+    sampled, again, mean = refine(), refine(), refine(sample_posterior=False)
+    torch.testing.assert_close(sampled, again)  # seeded: a rerun gives the same views
+    assert (sampled - mean).abs().max() > 1e-4
+    assert (refine(seed=1) - sampled).abs().max() > 1e-4
