@@ -194,3 +194,91 @@ def test_refinement_samples_the_posterior_reproducibly(tiny_prior):
     torch.testing.assert_close(sampled, again)  # seeded: a rerun gives the same views
     assert (sampled - mean).abs().max() > 1e-4
     assert (refine(seed=1) - sampled).abs().max() > 1e-4
+
+
+# Item 6: the free default body carries the 68 iBUG face landmarks, drawn like SMPL-X's.
+
+
+@pytest.fixture(scope="module")
+def default_body():
+    from gaussianip.body import build_body_model
+
+    return build_body_model("default")
+
+
+def _on_surface(points: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor,
+                tol: float = 1e-4) -> torch.Tensor:  # fmt: skip
+    """[P] bool: the point lies within ``tol`` m of a triangle (in its plane, inside)."""
+    near = (torch.cdist(verts, points).min(1).values < 0.05)[faces].all(1)
+    tris = verts[faces[near]]  # [T, 3, 3]
+    e1, e2 = tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]
+    normal = torch.nn.functional.normalize(torch.cross(e1, e2, dim=1), dim=1)
+    rel = points[:, None] - tris[None, :, 0]  # [P, T, 3]
+    height = (rel * normal).sum(2)
+    flat = rel - height[..., None] * normal
+    d11, d12, d22 = (e1 * e1).sum(1), (e1 * e2).sum(1), (e2 * e2).sum(1)
+    r1, r2 = (flat * e1).sum(2), (flat * e2).sum(2)
+    det = d11 * d22 - d12**2
+    u, v = (d22 * r1 - d12 * r2) / det, (d11 * r2 - d12 * r1) / det
+    inside = (u >= -1e-3) & (v >= -1e-3) & (u + v <= 1 + 1e-3)
+    return (inside & (height.abs() < tol)).any(1)
+
+
+def test_default_body_has_68_face_landmarks_on_its_face(default_body):
+    body = default_body
+    face = body.face_keypoints.double()
+    assert face.shape == (68, 3)
+    assert _on_surface(face, body.vertices.double(), body.faces.long(), tol=1e-4).all()
+    head = body.head_center.double()
+    assert (face - head).norm(dim=1).max() < 0.15  # on the head (the chin: 0.14) ...
+    assert (face[:, 0] > head[0]).all()  # ... on its front half (the body faces +x)
+
+
+def test_default_body_face_landmarks_are_in_ibug_order_and_not_mirrored(default_body):
+    face, kp = default_body.face_keypoints, default_body.body_keypoints
+    right_eye, left_eye = face[36:42].mean(0), face[42:48].mean(0)
+    # iBUG's 36-41 is the subject's right eye: at -y (the person's left is +y), on the
+    # OpenPose right eye (keypoint 14); 42-47 on the left eye (15).
+    assert (right_eye - kp[14]).norm() < 0.01 and (left_eye - kp[15]).norm() < 0.01
+    jaw = face[:17]
+    assert (jaw[1:, 1] > jaw[:-1, 1]).all()  # the jaw line runs from the right to the left
+    assert int(jaw[:, 2].argmin()) == 8  # the chin is its lowest point
+    assert (face[17:27, 2] > right_eye[2]).all()  # brows above the eyes
+    assert (face[27:31, 2].diff() < 0).all()  # the nose bridge runs down to the tip (30)
+    mouth = face[48:68]
+    assert (mouth[:, 2] < face[33, 2]).all() and (mouth[:, 2] > face[8, 2]).all()
+    # Mirror pairs of iBUG (jaw, brows, eye corners, mouth corners) on opposite sides.
+    for rt, lt in ((0, 16), (4, 12), (17, 26), (21, 22), (36, 45), (39, 42), (48, 54)):
+        assert face[rt, 1] < -0.005 and face[lt, 1] > 0.005, (rt, lt)
+        assert abs(float(face[rt, 1] + face[lt, 1])) < 0.01, (rt, lt)  # near symmetric
+
+
+def test_default_body_openpose_images_carry_the_face_points(default_body):
+    from gaussianip.data.human_cameras import make_batch
+    from gaussianip.pose import draw_openpose
+    from gaussianip.pose.openpose import keypoint_visibility
+
+    body = default_body
+    az = torch.tensor([0.0, 90.0, 180.0])  # front, left side, back
+    _, face_visible = keypoint_visibility(body.body_keypoints, body.face_keypoints,
+                                          body.head_center, _camera_positions(az))  # fmt: skip
+    assert face_visible[0].all() and not face_visible[2].any()
+    assert 0 < int(face_visible[1].sum()) < 68
+    assert not face_visible[1, 36:42].any() and face_visible[1, 42:48].all()  # left eye
+    batch = make_batch(body.head_center.expand(3, 3).clone(), torch.zeros(3), az,
+                       torch.full((3,), 0.5), torch.full((3,), 50.0), 128, 128,
+                       torch.zeros(3, dtype=torch.long))  # fmt: skip
+    images = draw_openpose(body.body_keypoints, body.face_keypoints, body.head_center,
+                           batch["c2w"], batch["intrinsics"], 128, 128)  # fmt: skip
+    without = draw_openpose(body.body_keypoints, None, body.head_center,
+                            batch["c2w"], batch["intrinsics"], 128, 128)  # fmt: skip
+    white = (images > 0.99).all(1).flatten(1).sum(1)  # face dots are white
+    assert int(white[0]) > 100 and int(white[2]) == 0
+    assert (images - without).abs().amax(dim=(1, 2, 3))[2] == 0  # back: nothing added
+
+
+def _camera_positions(azimuth: torch.Tensor) -> torch.Tensor:
+    rad = torch.deg2rad(azimuth)
+    return torch.stack([torch.cos(rad), torch.sin(rad), torch.zeros_like(rad)], 1) * 2 + (
+        torch.tensor([0.0, 0.0, 0.76])
+    )
