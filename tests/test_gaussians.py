@@ -142,7 +142,7 @@ def test_default_thresholds_match_the_method():
     s = HumanDensifyStrategy()
     assert (s.prune_opa, s.grow_grad2d, s.grow_scale3d) == (0.04, 2e-4, 0.015)
     assert (s.refine_start_iter, s.refine_stop_iter, s.refine_every) == (200, 1700, 500)
-    assert math.isclose(s.prune_scale2d * 512, 20.0)
+    assert math.isclose(s.prune_scale2d * 1024, 20.0)  # 20 px of the 1024-px render
 
 
 def test_no_growth_near_the_given_centres():

@@ -112,7 +112,7 @@ def test_paper_config_parses_with_the_method_numbers():
     data = parse_config(HumanCameraConfig, cfg.data, "data")
     prior = parse_config(PriorConfig, system.prior, "system.prior")
     guidance = parse_config(HDSGuidanceConfig, system.guidance, "system.guidance")
-    assert (data.batch_size, data.height, data.close_up_start_step) == (4, 512, 1200)
+    assert (data.batch_size, data.height, data.close_up_start_step) == (4, 1024, 1200)
     assert prior.ip_adapter_file == "ip-adapter-faceid-plusv2_sd15.bin" and prior.id_scale == 0.5
     assert (guidance.guidance_scale, guidance.repel_threshold) == (7.5, 170)
     assert system.stage1["steps"] == 2400

@@ -44,8 +44,10 @@ class HumanCameraConfig:
     """Every camera setting of the method; lengths in metres, angles in degrees."""
 
     batch_size: int = 4
-    height: int = 512
-    width: int = 512
+    # Stage-1 render size: 1024 px, resized to the guidance's 512 before the VAE (the
+    # reference's data.height/width); 512 renders directly at the VAE's size (cheaper).
+    height: int = 1024
+    width: int = 1024
     # Full-body views.
     camera_distance_range: tuple[float, float] = (1.3, 1.7)
     elevation_range: tuple[float, float] = (-30.0, 30.0)

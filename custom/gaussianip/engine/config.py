@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gaussianip.body import BodyConfig
@@ -24,7 +24,7 @@ from gaussianip.errors import AssetError, BodyModelError, ConfigError
 from gaussianip.faces.identity import check_portrait
 from gaussianip.gaussians import GaussianConfig, HumanDensifyStrategy
 from gaussianip.guidance.hds_guidance import HDSGuidanceConfig
-from gaussianip.paths import CONFIG_DIR
+from gaussianip.paths import CONFIG_DIR, REPO_ROOT
 from gaussianip.prior.human_prior import PriorConfig
 from gaussianip.prior.weights import check_weights
 from gaussianip.refine import VCRConfig
@@ -125,12 +125,59 @@ def _failing_interpolation(config: DictConfig) -> tuple[str, str] | None:
     return None
 
 
+EXTENDS = "extends"
+
+
+def load_config_file(file: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
+    """The YAML mapping in ``file``, on top of the files its top-level ``extends:`` names.
+
+    ``extends`` is one path or a list of paths, each relative to the file that names it;
+    they are merged in order, then the file's own keys on top (lists are replaced, not
+    appended). ``${...}`` references stay unresolved until the whole config is merged, so
+    a preset that changes ``system.stage1.steps`` also changes ``trainer.max_steps``.
+    A missing file or a cycle is a ``ConfigError`` naming the chain of files.
+    """
+    try:
+        config = OmegaConf.load(file)
+    except (*PARSE_ERRORS, OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"Config file '{file}' is not valid YAML: {_first_line(err)}") from None
+    if not isinstance(config, DictConfig):
+        raise ConfigError(f"Config file '{file}' must hold a mapping (data:, system:, ...).")
+    if EXTENDS not in config:
+        return config
+    parents = config.pop(EXTENDS)
+    names = [parents] if isinstance(parents, str) else parents
+    if not isinstance(names, ListConfig | list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(
+            f"'{EXTENDS}' in '{file}' must be a path or a list of paths (relative to that "
+            f"file), got {parents!r}."
+        )
+    chain = (*chain, file.resolve())
+    merged = OmegaConf.create()
+    for name in names:
+        parent = (file.parent / name).resolve()
+        shown = " -> ".join(str(f) for f in (*chain, parent))
+        if parent in chain:
+            raise ConfigError(f"'{EXTENDS}' makes a cycle: {shown}. Remove one of them.")
+        if not parent.is_file():
+            raise ConfigError(
+                f"'{EXTENDS}: {name}' in '{file}' names no file ({parent}). Paths are "
+                "relative to the file that names them."
+            )
+        merged = OmegaConf.merge(merged, load_config_file(parent, chain))
+    return OmegaConf.merge(merged, config)  # type: ignore[return-value]
+
+
 def load_run_config(path: str | Path, overrides: list[str]) -> DictConfig:
-    """The YAML at ``path`` (or a name in our configs folder) with ``key=value`` overrides,
-    resolved. ``AssetError`` / ``ConfigError`` naming the file or the override at fault."""
+    """The YAML at ``path`` (or a name in our configs folder, or a path from the
+    repository root such as ``configs/bench/paper.yaml``) with ``key=value`` overrides,
+    resolved; ``extends:`` presets are merged first (``load_config_file``).
+    ``AssetError`` / ``ConfigError`` naming the file or the override at fault."""
     file = Path(path)
     if not file.exists() and (CONFIG_DIR / file.name).exists():
         file = CONFIG_DIR / file.name
+    elif not file.exists() and not file.is_absolute() and (REPO_ROOT / file).exists():
+        file = REPO_ROOT / file
     if not file.is_file():
         names = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
         state = "is a folder" if file.is_dir() else "not found"
@@ -138,12 +185,7 @@ def load_run_config(path: str | Path, overrides: list[str]) -> DictConfig:
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise ConfigError(f"Overrides must be key=value (e.g. system.stage1.steps=600), got {bad}.")
-    try:
-        merged = OmegaConf.load(file)
-    except (*PARSE_ERRORS, OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"Config file '{file}' is not valid YAML: {_first_line(err)}") from None
-    if not isinstance(merged, DictConfig):
-        raise ConfigError(f"Config file '{file}' must hold a mapping (data:, system:, ...).")
+    merged = load_config_file(file)
     for override in overrides:
         key = override.split("=", 1)[0]
         try:

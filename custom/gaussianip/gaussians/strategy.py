@@ -24,13 +24,14 @@ class HumanDensifyStrategy(DefaultStrategy):
     """gsplat's default strategy with GaussianIP's numbers and a prune-only phase.
 
     Thresholds: screen-space gradient 2e-4, minimum opacity 0.04, world size 0.015 (split
-    above it, clone below, with ``scene_scale`` 1), screen size 20 px at 512 px.
+    above it, clone below, with ``scene_scale`` 1), screen size 20 px of a 1024-px render
+    (the reference's ``max_screen_size`` 20 at its 1024-px renders).
     """
 
     prune_opa: float = 0.04
     grow_grad2d: float = 2e-4
     grow_scale3d: float = 0.015
-    prune_scale2d: float = 20.0 / 512.0  # gsplat measures radii as a fraction of the image
+    prune_scale2d: float = 20.0 / 1024.0  # gsplat measures radii as a fraction of the image
     refine_scale2d_stop_iter: int = 1700  # screen-size pruning while densifying
     refine_start_iter: int = 200
     refine_stop_iter: int = 1700

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares, minimize
 from torch import Tensor
 
 from gaussianip.config import parse_config
@@ -63,20 +63,38 @@ def phase_masses_of(probs: np.ndarray, phase_bounds: tuple[int, int]) -> np.ndar
     return np.array([probs[:low].sum(), probs[low:high].sum(), probs[high:].sum()])
 
 
+FITS = ("reference", "least_squares")
+
+
+def phase_mass_error(params: np.ndarray, cfg: AdaptiveScheduleConfig) -> float:
+    """The reference's objective: the sum over the three phases of the squared difference
+    between the density's mass and the target mass."""
+    probs = two_piece_gaussian(cfg.t_max, *params)
+    return float(np.sum((phase_masses_of(probs, cfg.phase_bounds) - cfg.target_masses) ** 2))
+
+
 def fit_two_piece_gaussian(cfg: AdaptiveScheduleConfig) -> tuple[float, float, float]:
-    """(T, s1, s2) whose phase masses best match ``cfg.target_masses`` (bounded least
-    squares from ``cfg.init``; a handful of evaluations, about 5 ms).
+    """(T, s1, s2) whose phase masses best match ``cfg.target_masses``, from ``cfg.init``
+    within the bounds (a few milliseconds).
 
-    The masses always sum to 1, so three targets are only two equations for three unknowns:
-    the optimum is a curve and the solver returns the point of it its start leads to.
+    ``cfg.fit = "reference"``: the reference implementation's choice, its scalar objective
+    (``phase_mass_error``) minimised by L-BFGS-B. It stops early, near (257.7, 62.2,
+    279.1), and that point defines the reference's plan. ``"least_squares"``: the residual
+    vector by bounded least squares, which converges further, to (256.4, 63.1, 282.9).
+    The masses always sum to 1, so three targets are only two equations for three
+    unknowns: the optimum is a curve and each solver returns the point its start leads to.
     """
-
-    def residuals(params: np.ndarray) -> np.ndarray:
-        probs = two_piece_gaussian(cfg.t_max, *params)
-        return phase_masses_of(probs, cfg.phase_bounds) - np.asarray(cfg.target_masses)
-
     x0 = np.asarray(cfg.init, dtype=np.float64)
-    result = least_squares(residuals, x0=x0, bounds=(cfg.bounds_low, cfg.bounds_high))
+    if cfg.fit == "reference":
+        bounds = list(zip(cfg.bounds_low, cfg.bounds_high, strict=True))
+        result = minimize(phase_mass_error, x0, args=(cfg,), method="L-BFGS-B", bounds=bounds)
+    else:
+
+        def residuals(params: np.ndarray) -> np.ndarray:
+            probs = two_piece_gaussian(cfg.t_max, *params)
+            return phase_masses_of(probs, cfg.phase_bounds) - np.asarray(cfg.target_masses)
+
+        result = least_squares(residuals, x0=x0, bounds=(cfg.bounds_low, cfg.bounds_high))
     peak, s1, s2 = (float(v) for v in result.x)
     return peak, s1, s2
 
@@ -123,8 +141,8 @@ class AdaptiveScheduleConfig:
     init: tuple[float, float, float] = (260.0, 60.0, 280.0)  # (T, s1, s2) where the fit starts
     bounds_low: tuple[float, float, float] = (200.0, 20.0, 100.0)
     bounds_high: tuple[float, float, float] = (400.0, 100.0, 300.0)
-    # (T, s1, s2) to use as they are instead of fitting; e.g. the authors' code stops its
-    # fit at about (257.73, 62.04, 279.11), which gives method.md's plan exactly.
+    fit: str = "reference"  # or "least_squares" (fit_two_piece_gaussian says how they differ)
+    # (T, s1, s2) to use as they are instead of fitting.
     params: tuple[float, float, float] | None = None
     # Sampling rows: from step phase_start_steps[k] on, t is drawn from
     # [phase_lower_t[k], t_max) for k = 0 and [phase_lower_t[k], planned + margin) after.
@@ -139,11 +157,11 @@ class AdaptiveScheduleConfig:
 class AdaptiveTimestepSchedule:
     """GaussianIP's adaptive human-specific timestep schedule.
 
-    With the defaults the fit gives (T, s1, s2) = (256.41, 63.06, 282.86), phase masses
-    (0.4117, 0.2117, 0.3767), and the plan falls from 799 at step 0 to 451 at step 900,
-    352 at step 1400 and 64 at step 2399 (method.md: about 258, 62, 279 and 450, 353, 68,
-    the point where the authors' L-BFGS-B stops short of the optimum; pin it with
-    ``params``). The fit and the plan are computed once, here.
+    With the defaults (the reference's fit) (T, s1, s2) = (257.72, 62.16, 279.11), and the
+    plan falls from 799 at step 0 to 450 at step 900, 353 at step 1400 and 68 at step 2399
+    (method.md), the reference's per-step Nelder-Mead plan at every step. The fit and the
+    plan (an inverse CDF, not a per-step optimiser) are computed once, here, in
+    milliseconds.
     """
 
     def __init__(self, cfg: AdaptiveScheduleConfig | None = None) -> None:
@@ -317,6 +335,8 @@ def _check_adaptive(cfg: AdaptiveScheduleConfig) -> None:
             f"target_masses must be >= 0 and add up to about 1 (within 0.02), got {masses} "
             f"(sum {sum(masses):.3f})."
         )
+    if cfg.fit not in FITS:
+        raise ConfigError(f"fit must be one of {list(FITS)}, got {cfg.fit!r}.")
     lo, hi, init = list(cfg.bounds_low), list(cfg.bounds_high), list(cfg.init)
     if lo[1] <= 0 or lo[2] <= 0 or any(a >= b for a, b in zip(lo, hi, strict=True)):
         raise ConfigError(

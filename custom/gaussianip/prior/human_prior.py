@@ -218,12 +218,13 @@ class HumanPrior:
         return self.adapter.encode(ids.to(self.device), clip, scale)
 
     # ------------------------------------------------------------------ images and noise
-    def encode_rgb(self, rgb: Tensor, resolution: int, sample: bool = True,
-                   fast: bool = False) -> Tensor:  # fmt: skip
+    def encode_rgb(self, rgb: Tensor, resolution: int, sample: bool = True, fast: bool = False,
+                   generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
         """Latents [B, 4, r/8, r/8] of renders ``rgb`` [B, H, W, 3] in [0, 1], with
-        gradient (the render is resized to ``resolution`` first). ``sample=False`` takes
-        the posterior mean (deterministic, for refinement); ``fast=True`` runs the
-        distillation step's (possibly compiled) encoder."""
+        gradient (the render is resized to ``resolution`` first). ``sample=True`` draws
+        from the VAE posterior (with ``generator`` when given, so runs are reproducible),
+        ``sample=False`` takes its mean; ``fast=True`` runs the distillation step's
+        (possibly compiled) encoder."""
         x = rgb.permute(0, 3, 1, 2)
         if x.shape[-1] != resolution or x.shape[-2] != resolution:
             x = F.interpolate(x, (resolution, resolution), mode="bilinear", align_corners=False)
@@ -234,7 +235,7 @@ class HumanPrior:
         with distillation_fast_path() if fast else contextlib.nullcontext():
             moments = encode(x)
         posterior = DiagonalGaussianDistribution(moments)
-        latents = posterior.sample() if sample else posterior.mean
+        latents = posterior.sample(generator) if sample else posterior.mean
         return latents * self.vae.config.scaling_factor
 
     @torch.no_grad()

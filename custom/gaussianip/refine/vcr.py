@@ -1,12 +1,14 @@
 """View-Consistent Refinement (method.md, "Stage 2"): denoise the stage-1 ring renders a
 little with the full prior, the views sharing attention so their details agree.
 
-Each view is VAE-encoded, noised with *one* noise shared by all views to the first of the
-last ``refine_steps`` timesteps of a ``num_inference_steps`` DDIM ladder (t = 141 for 8 of
+Each view is VAE-encoded (a sample of the posterior), noised with *one* noise shared by
+all views to the first of the last ``refine_steps`` timesteps of a ``num_inference_steps``
+ladder (the reference's integer ``linspace(0, 999, 50)``: t = 142, 122, ..., 0 for 8 of
 50), then denoised with classifier-free guidance ([negative prompt ; null ID] and
-[prompt + side ; ID]), ControlNet pose images and the VCR attention processors. At every
-step the principal views run first, then the key views, then the intermediate views (in
-chunks of ``chunk_size`` views).
+[prompt (+ side) ; ID]), ControlNet pose images and the VCR attention processors. Only
+the anchor views other than the front get a side suffix (the reference's prompts). At
+every step the principal views run first, then the key views, then the intermediate
+views (in chunks of ``chunk_size`` views).
 """
 
 from __future__ import annotations
@@ -23,11 +25,34 @@ from gaussianip.errors import ConfigError
 from gaussianip.faces import Identity
 from gaussianip.prior.human_prior import HumanPrior, ddim_scheduler
 from gaussianip.refine.attention import DEFAULT_LAYERS, VCRState, vcr_processors
-from gaussianip.refine.view_plan import plan_views, side_name
+from gaussianip.refine.view_plan import anchor_of, plan_views, side_name
 
 NEGATIVE_PROMPT = (
     "blurry face, bad face, poorly drawn face, duplicate face, extra fingers, blurry, fused fingers"
 )
+
+
+SUFFIX_VIEWS = ("anchors", "all")
+LADDERS = ("linspace", "ddim")
+
+
+def refinement_timesteps(num_inference_steps: int, refine_steps: int,
+                         ladder: str = "linspace") -> Tensor:  # fmt: skip
+    """The last ``refine_steps`` timesteps [refine_steps] (long, falling) of a
+    ``num_inference_steps`` ladder over SD's 1000 training timesteps.
+
+    "linspace": ``floor(linspace(0, 999, n))`` reversed, the reference's ladder, which
+    ends at t = 0; "ddim": diffusers' DDIM ladder with ``steps_offset`` 1, which ends at 1.
+    Either is stepped by the same DDIM update (previous t = t - 1000 // n).
+    """
+    if ladder == "linspace":
+        ladder_t = torch.linspace(0, 999, num_inference_steps, dtype=torch.float64).floor()
+        timesteps = ladder_t.flip(0).long()
+    else:
+        scheduler = ddim_scheduler()
+        scheduler.set_timesteps(num_inference_steps)
+        timesteps = scheduler.timesteps.long()
+    return timesteps[-refine_steps:]
 
 
 @dataclass
@@ -42,6 +67,15 @@ class VCRConfig:
     shortcut_scale: float = 0.5
     negative_prompt: str = NEGATIVE_PROMPT
     view_suffix: str = ", {side} view"  # {side}: front, left front, left, left back, ...
+    # Which views get view_suffix: "anchors" (the principal views but the front, and the
+    # key views: the reference's 7 suffixed prompts) or "all" (every view).
+    suffix_views: str = "anchors"
+    # "linspace": the reference's ladder, integer linspace(0, 999, n) reversed (142, 122,
+    # ..., 0 for the last 8 of 50); "ddim": diffusers' DDIM ladder (141, 121, ..., 1).
+    timestep_ladder: str = "linspace"
+    # True: each view's latents are a sample of its VAE posterior (the reference), drawn
+    # from the seeded generator; False: the posterior mean.
+    sample_posterior: bool = True
     chunk_size: int = 8  # views per UNet call (twice that many rows with CFG)
     seed: int = 0
 
@@ -53,12 +87,27 @@ class VCRConfig:
                 "system.vcr.refine_steps must be between 1 and num_inference_steps, got "
                 f"{self.refine_steps} of {self.num_inference_steps}."
             )
+        if self.suffix_views not in SUFFIX_VIEWS:
+            raise ConfigError(f"system.vcr.suffix_views must be one of {list(SUFFIX_VIEWS)}, "
+                              f"got {self.suffix_views!r}.")  # fmt: skip
+        if self.timestep_ladder not in LADDERS:
+            raise ConfigError(f"system.vcr.timestep_ladder must be one of {list(LADDERS)}, "
+                              f"got {self.timestep_ladder!r}.")  # fmt: skip
         if self.chunk_size < 1:
             raise ConfigError(f"system.vcr.chunk_size must be >= 1, got {self.chunk_size}.")
         for name in ("guidance_scale", "id_scale", "shortcut_scale"):
             value = getattr(self, name)
             if not value >= 0:
                 raise ConfigError(f"system.vcr.{name} is a weight >= 0, got {value}.")
+
+
+def refinement_prompt(prompt: str, azimuth: float, cfg: VCRConfig) -> str:
+    """The prompt of the ring view at ``azimuth`` degrees. With ``suffix_views``
+    "anchors" the front and the intermediate views keep the bare prompt (the reference's
+    prompts); the others, and every view with "all", get ``view_suffix``."""
+    if cfg.suffix_views == "anchors" and anchor_of(azimuth) in (None, 0.0):
+        return prompt
+    return prompt + cfg.view_suffix.format(side=side_name(azimuth))
 
 
 class ViewConsistentRefiner:
@@ -76,7 +125,8 @@ class ViewConsistentRefiner:
         self.identity = identity
         self.scheduler = ddim_scheduler()
         self.scheduler.set_timesteps(cfg.num_inference_steps)
-        self.timesteps = self.scheduler.timesteps[-cfg.refine_steps :]
+        self.timesteps = refinement_timesteps(cfg.num_inference_steps, cfg.refine_steps,
+                                              cfg.timestep_ladder)  # fmt: skip
         self.unet_calls = 0  # counted for tests and benchmarks
 
     # ------------------------------------------------------------------ conditions
@@ -85,8 +135,7 @@ class ViewConsistentRefiner:
         views at ``azimuths`` [N]."""
         prior, cfg = self.prior, self.cfg
         n = len(azimuths)
-        sides = [side_name(a) for a in azimuths]
-        prompts = [self.prompt + cfg.view_suffix.format(side=s) for s in sides]
+        prompts = [refinement_prompt(self.prompt, a, cfg) for a in azimuths]
         text = prior.encode_text(prompts + [cfg.negative_prompt])
         cond, uncond = text[:n], text[n:].expand(n, -1, -1)
         if prior.adapter is not None:
@@ -134,10 +183,14 @@ class ViewConsistentRefiner:
 
         uncond, cond = self._contexts([float(a) for a in cameras["azimuth"]])
         pose = self.pose_images(cameras, height).to(prior.device) if self.pose_images else None
-        latents = torch.cat([prior.encode_rgb(images[i : i + 1].to(prior.device), height,
-                                              sample=False) for i in range(n)])  # fmt: skip
+        # One seeded generator: the shared noise first, then every view's posterior sample
+        # in ring order (all views, so a partial refinement draws the same numbers).
         generator = torch.Generator().manual_seed(cfg.seed)
-        noise = torch.randn((1, *latents.shape[1:]), generator=generator).to(latents)
+        noise = torch.randn((1, 4, height // 8, width // 8), generator=generator)
+        latents = torch.cat([prior.encode_rgb(images[i : i + 1].to(prior.device), height,
+                                              sample=cfg.sample_posterior, generator=generator)
+                             for i in range(n)])  # fmt: skip
+        noise = noise.to(latents)
         t0 = self.timesteps[:1].to(prior.device)
         z = self.scheduler.add_noise(latents, noise.expand_as(latents), t0)
 

@@ -93,6 +93,15 @@ class ViewPlan:
         return side_name(self.azimuths[view])
 
 
+def anchor_of(azimuth: float, tolerance: float = 1e-3) -> float | None:
+    """The principal or key azimuth that a view at ``azimuth`` sits on, or None for an
+    intermediate view."""
+    for anchor in PRINCIPAL_AZIMUTHS + KEY_AZIMUTHS:
+        if _angle_between(azimuth, anchor) <= tolerance:
+            return anchor
+    return None
+
+
 def side_name(azimuth: float) -> str:
     """The side of the body seen from ``azimuth`` degrees, named by the nearest anchor."""
     anchor = min(SECTOR_NAMES, key=lambda a: _angle_between(azimuth, a))
