@@ -15,7 +15,7 @@ export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-/tmp/gaussianip_induc
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(gsplat pose s1cold s1warm full)
 bench() { python3 -m gaussianip bench "$@"; }
-paper="--config ${PAPER_CONFIG:-gaussianip.yaml}"
+paper="--config ${PAPER_CONFIG:-configs/bench/paper.yaml}"
 for step in "${steps[@]}"; do
     t0=$(date +%s)
     echo "=== $step"
