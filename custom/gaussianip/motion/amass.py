@@ -141,11 +141,10 @@ def load_motion(path: str | Path) -> Motion:
     if fps_key is None:
         raise _bad(path, "has no frame rate; expected a scalar 'mocap_frame_rate' > 0 "
                          "(frames per second).")  # fmt: skip
-    try:
-        fps = float(np.asarray(data[fps_key]).reshape(-1)[0]) if data[fps_key].size == 1 else None
-    except (TypeError, ValueError):
-        fps = None
+    value = np.asarray(data[fps_key])
+    fps = float(value.reshape(-1)[0]) if value.size == 1 and value.dtype.kind in "fiu" else None
     if fps is None or not np.isfinite(fps) or fps <= 0:
-        raise _bad(path, f"key '{fps_key}' is {data[fps_key]!r}; expected a scalar frame "
-                         "rate > 0 (frames per second, e.g. 30 or 120).")  # fmt: skip
+        shown = value.tolist() if value.size <= 4 else f"an array of shape {value.shape}"
+        raise _bad(path, f"key '{fps_key}' is {shown!r}; expected a scalar frame rate > 0 "
+                         "(frames per second, e.g. 30 or 120).")  # fmt: skip
     return Motion(path, torch.from_numpy(axis), torch.from_numpy(trans), fps, has_hands)
