@@ -42,6 +42,43 @@ class AnimateOptions:
     out: Path | None = None  # the mp4 (default: <save>/animation.mp4, or -2, -3, ...)
 
 
+@dataclass
+class AnimationConfig:
+    """``system.animation``: a motion to animate the finished avatar with, at the end of
+    ``gaussianip run`` and in threestudio's test stage (``launch.py --test``)."""
+
+    motion: str | None = None  # AMASS-layout .npz; None: no animation
+    camera: str = "front"  # front, orbit or follow
+    resolution: int = 512
+    fps: float = 30.0
+    ply_every: int = 0
+    max_frames: int | None = None
+
+
+def parse_animation(cfg: dict | None) -> AnimationConfig:
+    """Parse and check ``system.animation`` (the motion file is read: errors in seconds)."""
+    from gaussianip.config import parse_config
+
+    parsed = parse_config(AnimationConfig, cfg or {}, "system.animation")
+    if parsed.camera not in CAMERAS:
+        raise ConfigError(f"system.animation.camera must be one of {', '.join(CAMERAS)}, "
+                          f"got '{parsed.camera}'.")  # fmt: skip
+    if parsed.motion:
+        load_motion(parsed.motion)
+    return parsed
+
+
+def animate_run(save: Path, cfg: AnimationConfig, device: str = "cpu") -> dict[str, Path]:
+    """Animate the avatar in the save folder ``save`` with ``cfg`` (nothing when
+    ``cfg.motion`` is None)."""
+    if not cfg.motion:
+        return {}
+    opts = AnimateOptions(run_dir=Path(save), motion=Path(cfg.motion), camera=cfg.camera,  # type: ignore[arg-type]
+                          resolution=cfg.resolution, fps=cfg.fps, ply_every=cfg.ply_every,
+                          max_frames=cfg.max_frames, device=str(device))  # fmt: skip
+    return animate(opts)
+
+
 def find_save_dir(run_dir: Path) -> Path:
     """The folder holding ``gaussians.ply``: ``run_dir/save`` or ``run_dir`` itself."""
     for folder in (run_dir / "save", run_dir):
@@ -84,15 +121,6 @@ def rig_for_run(save: Path, params: dict[str, Tensor]) -> tuple[AvatarRig, Path 
     body = build_body_model(**_body_settings(save))
     rig = build_rig(params["means"], body)
     return rig, save_rig(file, rig)
-
-
-def write_run_rig(save: Path, params: dict[str, Tensor], body) -> Path:
-    """``avatar_rig.npz`` for a finished run's Gaussians (the end of every run), unless one
-    is there already."""
-    file = save / RIG_FILE
-    if not file.exists():
-        save_rig(file, build_rig(params["means"].detach().cpu(), body))
-    return file
 
 
 def video_frames(motion: Motion, fps: float, max_frames: int | None = None) -> list[int]:

@@ -95,7 +95,9 @@ def load_motion(path: str | Path) -> Motion:
     Returns a ``Motion`` (``num_frames``, ``fps``, ``axis_angles``, ``trans``). Raises
     ``AssetError`` naming the file, the key and the expected shape for anything else.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
+    if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path  # load/motions/... from any directory, as configs' assets
     if not path.is_file():
         shipped = ", ".join(str(p.relative_to(REPO_ROOT)) for p in list_shipped_motions())
         raise AssetError(f"Motion file not found: '{path}'. Shipped motions: {shipped}.")

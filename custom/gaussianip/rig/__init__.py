@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from gaussianip.rig.avatar import RIG_FILE, AvatarRig, build_rig, load_rig, save_rig, skeleton_of
+from gaussianip.rig.avatar import (
+    RIG_FILE,
+    AvatarRig,
+    build_rig,
+    load_rig,
+    save_rig,
+    skeleton_of,
+    write_run_rig,
+)
 from gaussianip.rig.binding import Binding, bind_gaussians
 from gaussianip.rig.posing import pose_gaussians
 from gaussianip.rig.skeleton import Skeleton
@@ -18,4 +26,5 @@ __all__ = [
     "pose_gaussians",
     "save_rig",
     "skeleton_of",
+    "write_run_rig",
 ]

@@ -89,6 +89,17 @@ def save_rig(path: str | Path, rig: AvatarRig) -> Path:
     return path
 
 
+def write_run_rig(folder: Path, means: Tensor, body: BodyModel) -> Path | None:
+    """``folder/avatar_rig.npz`` for a finished run's Gaussians at ``means`` [N, 3] (the
+    end of every run), unless one is there; None when the body has no skeleton."""
+    file = Path(folder) / RIG_FILE
+    if body.joints is None:
+        return None
+    if not file.exists():
+        save_rig(file, build_rig(means.detach().cpu(), body))
+    return file
+
+
 _SHAPES = {
     "joint_names": ("J",),
     "joint_parents": ("J",),
