@@ -13,15 +13,21 @@ from gaussianip.rig.posing import pose_gaussians
 from gaussianip.rig.skeleton import Skeleton
 
 
-def motion_joint_transforms(skeleton: Skeleton, motion: Motion) -> Tensor:
-    """[T, J, 4, 4] canonical -> posed joint transforms for every frame (computed once per
-    skeleton and kept on the motion)."""
+def motion_joint_transforms(
+    skeleton: Skeleton, motion: Motion, device: torch.device | str = "cpu"
+) -> Tensor:
+    """[T, J, 4, 4] canonical -> posed joint transforms for every frame, on ``device``
+    (computed once per skeleton and kept on the motion, so a frame costs no copy)."""
     key = (skeleton.names, skeleton.joints.cpu().numpy().tobytes())
     if key not in motion._cache:
         local, offset = local_rotations(motion, skeleton.to("cpu"))
         motion._cache.clear()
-        motion._cache[key] = skeleton.to("cpu").joint_transforms(local, offset)
-    return motion._cache[key]
+        motion._cache[key] = {"cpu": skeleton.to("cpu").joint_transforms(local, offset)}
+    per_device = motion._cache[key]
+    name = str(torch.device(device))
+    if name not in per_device:
+        per_device[name] = per_device["cpu"].to(device)
+    return per_device[name]
 
 
 def animate_params(
@@ -47,7 +53,7 @@ def animate_params(
     if not 0 <= frame < motion.num_frames:
         raise IndexError(f"frame {frame} outside 0..{motion.num_frames - 1} of '{motion.path}'")
     device = params["means"].device
-    transforms = motion_joint_transforms(rig.skeleton, motion)[frame].to(device)
+    transforms = motion_joint_transforms(rig.skeleton, motion, device)[frame]
     binding = rig.binding
     if binding.joint_indices.device != device:
         binding = binding.to(device)
