@@ -21,7 +21,15 @@ from torch import Tensor
 from gaussianip.cameras import c2w_to_viewmat, intrinsics, look_at
 from gaussianip.errors import AssetError, ConfigError
 from gaussianip.motion import Motion, animate_params, load_motion, motion_joint_transforms
-from gaussianip.rig import RIG_FILE, AvatarRig, build_rig, load_rig, pose_gaussians, save_rig
+from gaussianip.rig import (
+    RIG_FILE,
+    AvatarRig,
+    Binding,
+    build_rig,
+    load_rig,
+    pose_gaussians,
+    save_rig,
+)
 
 CAMERAS = ("front", "orbit", "follow")
 FOVY_DEG = 40.0
@@ -151,7 +159,7 @@ def frame_cameras(
     visible = torch.sigmoid(params["opacities"].detach().cpu()) > 0.05
     pick = visible.nonzero()[:, 0] if visible.any() else torch.arange(n)
     pick = pick[torch.linspace(0, len(pick) - 1, min(len(pick), _FRAMING_SAMPLE)).long()]
-    binding = type(rig.binding)(rig.binding.joint_indices[pick], rig.binding.joint_weights[pick])
+    binding = Binding(rig.binding.joint_indices[pick], rig.binding.joint_weights[pick])
     transforms = motion_joint_transforms(rig.skeleton, motion)[frames]
     sample = {
         "means": params["means"].detach().cpu()[pick],
@@ -231,6 +239,9 @@ def animate(opts: AnimateOptions) -> dict[str, Path]:
     if opts.out is not None and Path(opts.out).exists():
         raise AssetError(f"'{opts.out}' exists; it is left as it is (give another --out).")
     video = Path(opts.out) if opts.out is not None else _free_name(save, "animation", ".mp4")
+    if opts.ply_every and video.with_name(video.stem + "_ply").exists():
+        raise AssetError(f"'{video.with_name(video.stem + '_ply')}' exists; it is left as it "
+                         "is (give another --out).")  # fmt: skip
     device = torch.device(opts.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda, but no CUDA GPU is visible; use --device cpu.")
