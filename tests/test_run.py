@@ -166,3 +166,27 @@ def test_an_unwritable_output_root_fails_before_any_model(tmp_path):
     blocker.write_text("not a folder")
     done = _run(blocker / "runs")
     assert done.returncode == 2 and "Cannot create the output folder" in done.stderr
+
+
+def test_tiny_avatar_is_rigged_and_every_shipped_motion_animates_it(tiny_run):
+    from gaussianip.animate import AnimateOptions, animate
+    from gaussianip.motion import list_shipped_motions
+    from gaussianip.rig import load_rig
+
+    run_dir, done = tiny_run
+    save = run_dir / "save"
+    assert "avatar_rig.npz" in done.stdout
+    rig = load_rig(save / "avatar_rig.npz")
+    assert rig.num_gaussians == load_ply(save / "gaussians.ply")["means"].shape[0]
+    videos = []
+    for motion in list_shipped_motions():
+        opts = AnimateOptions(run_dir, motion, resolution=32, max_frames=2, fps=5)
+        files = animate(opts)
+        assert "avatar_rig.npz" not in files  # the run's own rig is reused
+        videos += [p for p in files.values() if p.suffix == ".mp4"]
+    assert [p.name for p in videos] == ["animation.mp4", "animation-2.mp4", "animation-3.mp4"]
+    for video in videos:
+        capture = cv2.VideoCapture(str(video))
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+        ok, frame = capture.read()
+        assert ok and frame.shape[:2] == (32, 32) and frame.max() > 30  # the avatar is in view

@@ -176,7 +176,7 @@ def test_hds_guidance_follows_threestudio_call_convention(threestudio):
                                                           "repel_face_image": None})  # fmt: skip
 
 
-def _tiny_config(tmp_path, stage1_steps: int, reconstruction_steps: int):
+def _tiny_config(tmp_path, stage1_steps: int, reconstruction_steps: int, *extra: str):
     """The tiny config through threestudio's own loader, shrunk to seconds on a CPU."""
     from threestudio.utils.config import load_config
 
@@ -186,7 +186,7 @@ def _tiny_config(tmp_path, stage1_steps: int, reconstruction_steps: int):
                   "data.eval_height=32", "data.eval_width=32", "data.ring_height=32",
                   "data.ring_width=32", "system.geometry.gaussians.init_num_points=1000",
                   f"system.stage1.steps={stage1_steps}",
-                  f"system.reconstruction.steps={reconstruction_steps}"],
+                  f"system.reconstruction.steps={reconstruction_steps}", *extra],
         n_gpus=1,
     )  # fmt: skip
 
@@ -200,7 +200,9 @@ def test_system_runs_the_whole_method_with_threestudio_config_loading(threestudi
 
     from gaussianip.gaussians import load_ply
 
-    cfg = _tiny_config(tmp_path, stage1_steps=2, reconstruction_steps=2)
+    motion = ("system.animation.motion=load/motions/turn.npz", "system.animation.max_frames=2",
+              "system.animation.resolution=32")  # fmt: skip
+    cfg = _tiny_config(tmp_path, 2, 2, *motion)
     assert cfg.trainer.max_steps == 4  # the YAML's ${add:...} in threestudio's loader
     dm = threestudio.find(cfg.data_type)(cfg.data)
     system = threestudio.find(cfg.system_type)(cfg.system, resumed=False)
@@ -217,8 +219,10 @@ def test_system_runs_the_whole_method_with_threestudio_config_loading(threestudi
     metrics = json.loads((save / "metrics.json").read_text())
     assert metrics["phases"]["reconstruction"]["steps"] == 2
     assert load_ply(save / "gaussians.ply")["means"].shape[1] == 3
+    assert (save / "avatar_rig.npz").is_file() and not (save / "animation.mp4").exists()
     trainer.test(system, datamodule=dm)
     assert len(list(save.glob("it4-test/*.png"))) == 4
+    assert (save / "animation.mp4").is_file()  # system.animation.motion, in the test stage
 
 
 def test_system_resumes_from_a_lightning_checkpoint(threestudio, tmp_path):

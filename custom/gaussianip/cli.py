@@ -68,6 +68,22 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     _add_verbose(p)
 
 
+def _add_animate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("animate", help="pose a finished avatar with a motion: animation.mp4")
+    p.add_argument("run_dir", type=Path, help="a finished run (outputs/<name>@<time>)")
+    p.add_argument("--motion", required=True, type=Path,
+                   help="AMASS-layout .npz, e.g. load/motions/walk.npz")  # fmt: skip
+    p.add_argument("--camera", default="front", choices=("front", "orbit", "follow"))
+    p.add_argument("--resolution", type=int, default=512, help="video size in pixels")
+    p.add_argument("--fps", type=float, default=30.0, help="video frame rate")
+    p.add_argument("--ply-every", type=int, default=0, metavar="N",
+                   help="also write every N-th posed frame as a 3DGS PLY")  # fmt: skip
+    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
+    p.add_argument("--out", type=Path, default=None, help="the mp4 (default: save/animation.mp4)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_verbose(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gaussianip", description=__doc__.splitlines()[0])
     _add_verbose(parser, default=False)
@@ -76,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_download(sub)
     _add_bench(sub)
+    _add_animate(sub)
     return parser
 
 
@@ -157,7 +174,30 @@ def _bench(args: argparse.Namespace) -> None:
     main(args)
 
 
-COMMANDS = {"preview": _preview, "run": _run, "download": _download, "bench": _bench}
+def _animate(args: argparse.Namespace) -> None:
+    from gaussianip.animate import AnimateOptions, animate, summary
+
+    opts = AnimateOptions(
+        run_dir=args.run_dir,
+        motion=args.motion,
+        camera=args.camera,
+        resolution=args.resolution,
+        fps=args.fps,
+        ply_every=args.ply_every,
+        max_frames=args.max_frames,
+        device=args.device,
+        out=args.out,
+    )
+    print(summary(opts, animate(opts)))
+
+
+COMMANDS = {
+    "preview": _preview,
+    "run": _run,
+    "download": _download,
+    "bench": _bench,
+    "animate": _animate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

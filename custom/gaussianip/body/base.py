@@ -34,7 +34,11 @@ class BodyModel:
         face_keypoints: [Fk, 3], the 68 iBUG face landmarks where the source has them,
             else [0, 3].
         head_center: [3]. hand_centers: [2, 3] (right, left).
-        skin_weights: [V, J] or None.
+        skin_weights: [V, J] linear-blend-skinning weights, or None.
+        joints: [J, 3] joint positions in the A-pose, or None (no skeleton).
+        joint_parents: [J] long, -1 for the root. joint_names: J names.
+        joint_apose_rotations: [J, 3, 3] local rotations from the zero pose (T-pose) to
+            the A-pose (see ``gaussianip.rig.skeleton``).
     """
 
     name: str
@@ -45,6 +49,10 @@ class BodyModel:
     head_center: Tensor
     hand_centers: Tensor
     skin_weights: Tensor | None = None
+    joints: Tensor | None = None
+    joint_parents: Tensor | None = None
+    joint_names: tuple[str, ...] | None = None
+    joint_apose_rotations: Tensor | None = None
 
     @property
     def height(self) -> float:

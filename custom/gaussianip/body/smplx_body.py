@@ -107,6 +107,11 @@ def load_smplx(model_path: str | None = None, gender: str = "neutral") -> BodyMo
     # Arms along +-x in SMPL-X's T-pose; rotating about +z lowers them towards -y.
     body_pose[0, (JOINT_NAMES.index("left_shoulder") - 1) * 3 + 2] = -drop
     body_pose[0, (JOINT_NAMES.index("right_shoulder") - 1) * 3 + 2] = drop
+    apose = torch.eye(3).repeat(55, 1, 1)
+    for i in range(21):  # the same rotations in our frame: R_ours = M R_smplx M^T
+        angle = body_pose[0, 3 * i : 3 * i + 3]
+        if angle.any():
+            apose[i + 1] = SMPLX_TO_OURS @ _rotation(angle) @ SMPLX_TO_OURS.T
     with torch.no_grad():
         out = model(body_pose=body_pose, return_verts=True)
     rot = SMPLX_TO_OURS
@@ -136,4 +141,16 @@ def load_smplx(model_path: str | None = None, gender: str = "neutral") -> BodyMo
         head_center=head.float(),
         hand_centers=torch.stack(hands).float(),
         skin_weights=model.lbs_weights.float(),
+        joints=joints[:55].float(),
+        joint_parents=model.parents.long().clone(),
+        joint_names=tuple(JOINT_NAMES[:55]),
+        joint_apose_rotations=apose,
     )
+
+
+def _rotation(axis_angle: torch.Tensor) -> torch.Tensor:
+    """[3] axis-angle -> [3, 3] (Rodrigues)."""
+    angle = axis_angle.norm()
+    k = axis_angle / angle
+    cross = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return torch.eye(3) + torch.sin(angle) * cross + (1 - torch.cos(angle)) * cross @ cross

@@ -36,6 +36,7 @@ def load_template(path: str | Path = DEFAULT_TEMPLATE) -> BodyModel:
             f"'{file}' has body_keypoints of shape {data['body_keypoints'].shape}, "
             f"not (18, 3). {_FIX}"
         )
+    rig = _skeleton(data) if "joints" in data.files else {}
     return BodyModel(
         name="default",
         vertices=torch.from_numpy(data["vertices"]).float(),
@@ -44,7 +45,22 @@ def load_template(path: str | Path = DEFAULT_TEMPLATE) -> BodyModel:
         face_keypoints=torch.from_numpy(data["face_keypoints"]).float().reshape(-1, 3),
         head_center=torch.from_numpy(data["head_center"]).float(),
         hand_centers=torch.from_numpy(data["hand_centers"]).float(),
-        skin_weights=torch.from_numpy(data["skin_weights"]).float()
-        if "skin_weights" in data.files
-        else None,
+        **rig,
     )
+
+
+def _skeleton(data: np.lib.npyio.NpzFile) -> dict:
+    """The rig keys of ``scripts/build_default_body.py`` as ``BodyModel`` fields (the
+    sparse top-k skinning weights made dense)."""
+    joints = torch.from_numpy(data["joints"]).float()
+    num_vertices = data["vertices"].shape[0]
+    indices = torch.from_numpy(data["skin_indices"].astype(np.int64))
+    weights = torch.from_numpy(data["skin_weights_topk"].astype(np.float32))
+    dense = torch.zeros(num_vertices, joints.shape[0]).scatter_add_(1, indices, weights)
+    return {
+        "skin_weights": dense / dense.sum(1, keepdim=True).clamp(min=1e-12),
+        "joints": joints,
+        "joint_parents": torch.from_numpy(data["joint_parents"].astype(np.int64)),
+        "joint_names": tuple(str(n) for n in data["joint_names"]),
+        "joint_apose_rotations": torch.from_numpy(data["joint_apose_rotations"]).float(),
+    }

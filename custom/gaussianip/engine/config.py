@@ -49,6 +49,9 @@ class SystemConfig:
     # A finished stage 1 to start from (a run's save/ folder, or its stage1.ply): stage 1
     # is skipped; refined views already in that folder's vcr/ are reused.
     stage2_from: str | None = None
+    # gaussianip.animate.AnimationConfig: animate the result with a motion at the end
+    # (system.animation.motion=load/motions/walk.npz), also in threestudio's test stage.
+    animation: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -9,7 +9,8 @@ refinement (all views, one call) before its reconstruction step. Files appear in
 
 - after stage 1: ``stage1.ply``, ``stage1_views.png``;
 - after refinement: ``vcr/view_XX.png`` (every refined view) and ``vcr_views.png``;
-- at the end: ``gaussians.ply``, ``turntable.mp4``, ``metrics.json``.
+- at the end: ``gaussians.ply``, ``avatar_rig.npz`` (its binding to the body, for
+  ``gaussianip animate``), ``turntable.mp4``, ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -300,6 +301,10 @@ class GaussianIPPipeline:
             return files
         save = self.save_dir
         files["gaussians.ply"] = save_ply(save / "gaussians.ply", dict(self.model.params))
+        from gaussianip.rig import write_run_rig  # every result can be animated later
+
+        if (rig := write_run_rig(save, self.model.params["means"], self.body)) is not None:
+            files[rig.name] = rig
         frames = self.render_turntable(n_turntable)
         files["turntable.mp4"] = save_mp4(save / "turntable.mp4", frames)
         for name in ("stage1.ply", "vcr_views.png"):

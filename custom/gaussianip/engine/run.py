@@ -104,6 +104,9 @@ def _run(config, device, out_root, resume) -> dict[str, Path]:
                 "outputs are left as they are. Start a new run instead."
             )
     settings = parse_run_config(config)  # user errors surface here, in seconds
+    from gaussianip.animate import animate_run, parse_animation
+
+    animation = parse_animation(settings.system.animation)
     if resume is None:
         root = Path(out_root or config.get("exp_root_dir", "outputs"))
         check_writable(root)
@@ -156,6 +159,7 @@ def _run(config, device, out_root, resume) -> dict[str, Path]:
             save_checkpoint(checkpoint, pipeline.state_dict(step))
     bar.close()
     files = pipeline.finish()
+    files.update(animate_run(save, animation, device))
     phases = pipeline.metrics["phases"]
     timing = ", ".join(f"{name} {p['seconds']:.0f} s" for name, p in phases.items())
     print(f"gaussianip: done ({timing}); outputs in {save}: " + ", ".join(sorted(files)))

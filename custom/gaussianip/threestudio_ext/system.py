@@ -22,6 +22,7 @@ import threestudio
 import torch
 from threestudio.systems.base import BaseSystem
 
+from gaussianip.animate import animate_run, parse_animation
 from gaussianip.data import HumanCameraConfig
 from gaussianip.engine.config import SystemConfig
 from gaussianip.engine.pipeline import GaussianIPPipeline
@@ -42,6 +43,7 @@ class GaussianIPSystem(BaseSystem):
         self.automatic_optimization = False
         system = {f.name: getattr(self.cfg, f.name) for f in fields(SystemConfig)}
         device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.animation = parse_animation(self.cfg.animation)  # a bad motion fails here
         self.pipeline = GaussianIPPipeline({"system": system, "data": {}}, device)
         self.gaussians = self.pipeline.model  # a submodule: checkpoints hold the Gaussians
         self._step_counter = torch.nn.Parameter(torch.zeros(()))
@@ -133,3 +135,7 @@ class GaussianIPSystem(BaseSystem):
         if self.pipeline.save_dir is None:
             self.pipeline.save_dir = Path(self.get_save_dir())
         self._finish()
+        # system.animation.motion: `launch.py --test ... resume=...` animates the trial.
+        files = animate_run(self.pipeline.save_dir, self.animation, str(self.pipeline.device))
+        if files:
+            threestudio.info("gaussianip: wrote " + ", ".join(str(p) for p in files.values()))
