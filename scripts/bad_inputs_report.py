@@ -33,7 +33,7 @@ from unittest import mock
 import numpy as np
 from PIL import Image
 
-import gaussianip.images
+import gaussianip.photos
 from gaussianip import cli
 from gaussianip.faces import DetectedFace
 
@@ -202,7 +202,7 @@ def run_case(case: Case, out: Path) -> tuple[int, str, float]:
     try:
         with (
             mock.patch("gaussianip.engine.pipeline.GaussianIPPipeline", checks_only),
-            mock.patch.object(gaussianip.images, "open", refuse, create=True)
+            mock.patch.object(gaussianip.photos, "open", refuse, create=True)
             if case.refuse_reads
             else contextlib.nullcontext(),
             contextlib.redirect_stderr(stderr),
