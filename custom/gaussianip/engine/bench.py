@@ -256,10 +256,11 @@ def _versions() -> dict[str, str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="gaussianip.yaml", help="config to time (paper settings)")
-    p.add_argument("--device", default="cuda")
+    p.add_argument("--device", default="cuda", help="device to time on: cuda, cuda:N or cpu")
     p.add_argument("--stage1-fraction", type=float, default=0.05,
                    help="fraction of stage 1's steps to run (1: the whole phase)")  # fmt: skip
-    p.add_argument("--reconstruction-fraction", type=float, default=0.1)
+    p.add_argument("--reconstruction-fraction", type=float, default=0.1,
+                   help="fraction of the reconstruction's steps to run (1: all)")  # fmt: skip
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     p.add_argument("--scaling", action="store_true",
                    help="add ms/step rows at 50k/100k/200k Gaussians and 512/1024 px")  # fmt: skip
