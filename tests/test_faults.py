@@ -88,8 +88,8 @@ def _cli(*args, **kwargs):
 
 
 def test_a_run_killed_in_stage1_resumes_to_completion(tmp_path):
-    # Not compared value for value with an uninterrupted run: CPU training here is not
-    # bit-deterministic even between two clean runs (threaded gradient accumulation).
+    # Not compared value for value with an uninterrupted run (whether a resumed run is
+    # bit-identical to one never stopped is not checked here).
     killed = _cli("--config", CONFIG, "--out", str(tmp_path / "killed"), *QUICK)
     deadline = time.time() + 300
     checkpoint = None
@@ -193,8 +193,8 @@ def test_ctrl_c_saves_a_checkpoint_and_one_resume_at_a_time(tmp_path):
     step = saved["step"]
     assert saved["phase_seconds"] > 0
     command = f"-m gaussianip run --resume {run_dir}"
-    assert f"stopped after step {step + 1} (checkpoint saved)" in lines[0]
-    assert f"{command}` will continue from step {step + 1} of 14" in lines[0]
+    assert f"stopped after step {step + 1} of 14 (checkpoint saved)" in lines[0]
+    assert lines[0].endswith(f"{command}` continues after step {step + 1} of 14.")
     assert not (run_dir / "run.lock").exists()  # released on the way out
 
     resumed = _cli("--resume", str(run_dir))

@@ -242,7 +242,10 @@ class Reconstructor:
                 size = (cfg.lpips_resolution, cfg.lpips_resolution)
                 a = F.interpolate(a, size, mode="bilinear", align_corners=False, antialias=True)
                 b = F.interpolate(b, size, mode="bilinear", align_corners=False, antialias=True)
-            terms["loss_lpips"] = lpips_loss(self.lpips, a, b, cfg.lpips_checkpoint,
+            # Per-view checkpointing on CUDA only: on the CPU the backward of VGG run one
+            # view at a time gave different bits from run to run with several threads
+            # (measured; one batched call did not), and a CPU has the memory it saves.
+            terms["loss_lpips"] = lpips_loss(self.lpips, a, b, cfg.lpips_checkpoint and a.is_cuda,
                                              cfg.lpips_autocast and a.is_cuda)  # fmt: skip
         return terms
 
