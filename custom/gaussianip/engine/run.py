@@ -163,9 +163,9 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume) -> dict[str, Pat
     again = resume_command(run_dir, str(device))
 
     def stopped(note: str, signum: int | None = None) -> RunInterrupted:
-        where = (f"continue from step {saved_step + 1} of {pipeline.total_steps}"
-                 if saved_step is not None else "start it again from the beginning")  # fmt: skip
-        return RunInterrupted(f"gaussianip: {note}; `{again}` will {where}.",
+        where = (f"continues after step {saved_step + 1} of {pipeline.total_steps}"
+                 if saved_step is not None else "starts it again from the beginning")  # fmt: skip
+        return RunInterrupted(f"gaussianip: {note}; `{again}` {where}.",
                               signum or signal.SIGINT)  # fmt: skip
 
     def on_refine_step(i: int, n: int) -> None:
@@ -195,7 +195,8 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume) -> dict[str, Pat
                     saved_step = step
                 if stop.requested and not last:
                     bar.close()
-                    raise stopped(f"stopped after step {step + 1} (checkpoint saved)", stop.signum)
+                    raise stopped(f"stopped after step {step + 1} of {pipeline.total_steps} "
+                                  "(checkpoint saved)", stop.signum)  # fmt: skip
             bar.close()
             files = pipeline.finish()
     except RunInterrupted:
