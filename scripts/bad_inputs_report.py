@@ -9,6 +9,12 @@ passed every check.
 
     python3 scripts/bad_inputs_report.py            # prints a markdown table and a count
 
+Beyond mistakes, it covers what users hand over in good faith: photos as phones and
+editors write them (EXIF-rotated, 16-bit, palette, CMYK, 144 megapixels, animated: each
+passes and the table says what it was read as), an over-long prompt (the warning the tiny
+prior's tokenizer gives), devices, and run folders (a --resume while another process holds
+the folder's lock, which a helper process does here; a lock left by a killed process).
+
 Two cases need a face detector that finds no face, or several: the stand-in analyser of
 the tiny config always "finds" one, and insightface's model pack may not be installed, so
 those two use a scripted analyser (said in the table). Run as root, the unreadable file is
@@ -21,6 +27,7 @@ import contextlib
 import io
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +40,7 @@ from unittest import mock
 import numpy as np
 from PIL import Image
 
-import gaussianip.images
+import gaussianip.photos
 from gaussianip import cli
 from gaussianip.faces import DetectedFace
 
@@ -51,6 +58,8 @@ class Case:
     analyser: Callable | None = None  # a scripted face analyser instead of the config's
     args: list[str] = field(default_factory=list)  # extra command-line words
     refuse_reads: bool = False  # opening files fails with "permission denied"
+    argv: list[str] | None = None  # a whole command line instead of `run --config ...`
+    read: Path | None = None  # a portrait: add what it is read as (size, mean colour)
 
 
 def _faces(*boxes: tuple[float, float, float, float]) -> Callable:
@@ -102,7 +111,63 @@ def make_files(folder: Path) -> dict[str, Path]:
     np.savez(files["smplx_partial"], v_template=np.zeros((10475, 3)), f=np.zeros((5, 3), int))
     files["empty_dir"] = folder / "smplx_empty"
     files["empty_dir"].mkdir()
+    make_photos(folder, files)
+    make_runs(folder, files)
     return files
+
+
+def make_photos(folder: Path, files: dict[str, Path]) -> None:
+    """Portraits as phones and editors write them (each should pass, read correctly)."""
+    y, x = np.mgrid[0:768, 0:512]
+    upright = np.stack([x // 2, y // 3, 255 - y // 3], axis=-1).astype(np.uint8)  # 512x768
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW": the sensor's landscape pixels of a portrait photo
+    files["phone"] = folder / "phone.jpg"
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(
+        files["phone"], quality=92, exif=exif
+    )
+    files["grey16"] = folder / "grey16.png"
+    Image.fromarray((np.linspace(0, 40000, 256 * 256).reshape(256, 256)).astype(np.uint16)).save(
+        files["grey16"]
+    )
+    files["palette"] = folder / "palette.png"
+    Image.fromarray(upright).convert("P", palette=Image.Palette.ADAPTIVE).save(
+        files["palette"], transparency=0
+    )
+    files["cmyk"] = folder / "cmyk.jpg"
+    Image.fromarray(upright).convert("CMYK").save(files["cmyk"], quality=92)
+    files["huge"] = folder / "huge.jpg"  # 144 megapixels, above Pillow's bomb warning
+    Image.new("L", (12000, 12000), 120).save(files["huge"], quality=50)
+    files["animated"] = folder / "animated.gif"
+    frames = [Image.fromarray(upright), Image.fromarray(255 - upright)]
+    frames[0].save(files["animated"], save_all=True, append_images=frames[1:], duration=200)
+
+
+def make_runs(folder: Path, files: dict[str, Path]) -> None:
+    """Run folders: one whose lock a killed process left, one a live process holds."""
+    from omegaconf import OmegaConf
+
+    from gaussianip.engine.config import load_run_config
+
+    config = load_run_config(CONFIG, [])
+    for name in ("stale_run", "busy_run"):
+        files[name] = folder / name
+        (files[name] / "save").mkdir(parents=True)
+        OmegaConf.save(config, files[name] / "config.yaml")
+    (files["stale_run"] / "run.lock").write_text(
+        '{"pid": 999999, "host": "old-host", "started": "2026-01-01 10:00:00"}\n'
+    )
+    files["preview_file"] = folder / "preview.txt"
+    files["preview_file"].write_text("a file, not a folder")
+
+
+HOLD_LOCK = """
+import sys, time
+from gaussianip.run_lock import RunLock
+RunLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
 
 
 def cases(files: dict[str, Path]) -> list[tuple[str, Case]]:
@@ -162,7 +227,38 @@ def cases(files: dict[str, Path]) -> list[tuple[str, Case]]:
         ("body", Case("SMPL-X .npz lacking arrays",
                       ["system.body.name=smplx",
                        f"system.body.model_path={files['smplx_partial']}"])),
+        # photos as phones and editors make them: read upright, in their colours
+        ("photo", Case("phone JPEG stored sideways (EXIF rotate 90)",
+                       [face + str(files["phone"])], read=files["phone"])),
+        ("photo", Case("16-bit greyscale PNG", [face + str(files["grey16"])],
+                       read=files["grey16"])),
+        ("photo", Case("palette PNG with transparency", [face + str(files["palette"])],
+                       read=files["palette"])),
+        ("photo", Case("CMYK JPEG", [face + str(files["cmyk"])], read=files["cmyk"])),
+        ("photo", Case("12000x12000 JPEG (144 megapixels)", [face + str(files["huge"])],
+                       read=files["huge"])),
+        ("photo", Case("animated GIF", [face + str(files["animated"])],
+                       read=files["animated"])),
+        # prompts the text encoder cannot read whole
+        ("prompt", Case("longer than the text encoder's 77 tokens",
+                        ["system.prompt_processor.prompt='" + LONG_PROMPT + "'"])),
+        # devices
+        ("device", Case("misspelled device", [], args=["--device", "gpu"])),
+        ("device", Case("--device cuda without a GPU", [], args=["--device", "cuda"])),
+        # run folders and outputs
+        ("folder", Case("--resume of a run another process is writing", [],
+                        argv=["run", "--resume", str(files["busy_run"])])),
+        ("folder", Case("--resume of a run whose process was killed (stale lock)", [],
+                        argv=["run", "--resume", str(files["stale_run"])])),
+        ("folder", Case("preview --out naming a file", [],
+                        argv=["preview", "--out", str(files["preview_file"])])),
     ]  # fmt: skip
+
+
+LONG_PROMPT = (
+    "a photo of a woman with short brown hair, wearing an orange space suit with a white "
+    "collar and a mission patch on the chest, standing on a launch pad at dawn"
+)  # 150 characters: 145 tokens of the tiny prior's one-token-per-letter tokenizer
 
 
 def run_case(case: Case, out: Path) -> tuple[int, str, float]:
@@ -182,6 +278,11 @@ def run_case(case: Case, out: Path) -> tuple[int, str, float]:
         from gaussianip.faces import build_face_analyser, extract_identity
 
         build_body_model(**vars(settings.body))
+        if settings.prior.preset == "tiny":  # what encoding the prompt would warn about
+            from gaussianip.prior.prompt_length import PromptLengthCheck
+            from gaussianip.prior.tiny import tiny_tokenizer
+
+            PromptLengthCheck(tiny_tokenizer()).check([settings.prompt])
         analyser = case.analyser or build_face_analyser(
             settings.system.face_analyser, settings.system.face_analyser_root
         )
@@ -193,7 +294,8 @@ def run_case(case: Case, out: Path) -> tuple[int, str, float]:
     handler = Collect()
     logging.getLogger().addHandler(handler)
     stderr = io.StringIO()
-    argv = ["run", "--config", CONFIG, "--out", str(out), *case.args, *case.overrides]
+    argv = case.argv or ["run", "--config", CONFIG, "--out", str(out), *case.args,
+                         *case.overrides]  # fmt: skip
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
@@ -202,7 +304,7 @@ def run_case(case: Case, out: Path) -> tuple[int, str, float]:
     try:
         with (
             mock.patch("gaussianip.engine.pipeline.GaussianIPPipeline", checks_only),
-            mock.patch.object(gaussianip.images, "open", refuse, create=True)
+            mock.patch.object(gaussianip.photos, "open", refuse, create=True)
             if case.refuse_reads
             else contextlib.nullcontext(),
             contextlib.redirect_stderr(stderr),
@@ -222,6 +324,12 @@ def run_case(case: Case, out: Path) -> tuple[int, str, float]:
         message = "passed, with a warning: " + " ".join(warnings)
     else:
         message = "passed every check (no error)"
+    if code == 0 and case.read is not None:
+        from gaussianip.photos import read_photo
+
+        image = read_photo(case.read)
+        mean = ", ".join(f"{v:.0f}" for v in image.reshape(-1, 3).mean(0))
+        message += f"; read as {image.shape[1]}x{image.shape[0]} RGB, mean colour ({mean})"
     if "Traceback" in stderr.getvalue():
         message = "TRACEBACK: " + message
     return code, message, seconds
@@ -233,14 +341,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = make_files(folder)
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(files["busy_run"])],
+                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         for i, (kind, case) in enumerate(cases(files), 1):
             out = folder / f"out{i}"
             code, message, seconds = run_case(case, out)
+            message = message.replace(f"process {holder.pid} ", "process <pid> ")
             folder_made = "yes" if out.exists() and any(out.iterdir()) else "no"
-            shown = " ".join(case.overrides + case.args).replace(tmp, "$TMP")
+            shown = " ".join(case.argv or case.overrides + case.args).replace(tmp, "$TMP")
             message = message.replace(tmp, "$TMP").replace("|", "\\|")
             message = " ".join(line.strip() for line in message.splitlines())
             rows.append((i, kind, case.label, shown, code, message, folder_made, seconds))
+        holder.kill()
+        holder.wait()
     print("| # | kind | what is wrong | input | exit | outcome (message) | run folder | s |")
     print("|---|---|---|---|---|---|---|---|")
     for i, kind, label, shown, code, message, folder_made, seconds in rows:

@@ -191,12 +191,12 @@ def test_an_unreadable_portrait(tmp_path, monkeypatch):
     Image.new("RGB", (128, 128)).save(locked)
     locked.chmod(0)
     if os.geteuid() == 0:  # root reads any file: make the open fail as it would for a user
-        import gaussianip.images
+        import gaussianip.photos
 
         def refuse(*args, **kwargs):
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(gaussianip.images, "open", refuse, raising=False)
+        monkeypatch.setattr(gaussianip.photos, "open", refuse, raising=False)
     with pytest.raises(AssetError, match="locked.png' cannot be read .*permissions"):
         _parse(f"system.face_image={locked}")
 

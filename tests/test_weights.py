@@ -45,13 +45,19 @@ def hf_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def vgg_downloads(monkeypatch):
-    """torchvision's weight download, recorded instead of run."""
-    from torchvision.models._api import WeightsEnum
+def vgg_downloads(monkeypatch, tmp_path):
+    """torchvision's weight download, recorded instead of run (it writes a stand-in file);
+    torch's hub folder in tmp_path."""
+    import torch.hub
 
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     calls: list[str] = []
-    monkeypatch.setattr(WeightsEnum, "get_state_dict",
-                        lambda self, *a, **k: calls.append(self.url) or {})  # fmt: skip
+
+    def download(url, dst, hash_prefix=None, progress=True):
+        calls.append(url)
+        Path(dst).write_bytes(b"stand-in weights")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
     return calls
 
 
@@ -347,11 +353,46 @@ def test_cli_download_fetches_the_lpips_backbone(monkeypatch, capsys, vgg_downlo
 
 
 def test_cli_download_reports_a_failed_backbone_download(monkeypatch, capsys):
-    from torchvision.models._api import WeightsEnum
+    import torch.hub
 
-    def offline(self, *args, **kwargs):
+    def offline(*args, **kwargs):
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     assert cli.main(["download", "--no-faces"]) == 2
     assert "LPIPS VGG16 backbone: Name or service not known" in capsys.readouterr().err
+
+
+def test_cli_download_dir_takes_the_lpips_backbone_too(monkeypatch, capsys, hf_env, tmp_path,
+                                                       vgg_downloads):  # fmt: skip
+    """With --dir everything goes there, the LPIPS backbone included: nothing lands in (or
+    creates) torch's hub cache, and a config with the printed key finds it."""
+    import lpips
+    import torch.hub
+    import yaml
+
+    from gaussianip.engine.reconstruction import (
+        ReconstructionConfig,
+        build_lpips,
+        check_lpips_weights,
+    )
+
+    FakeHub(monkeypatch)
+    assert cli.main(["download", "--no-faces", "--dir", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    backbone = (tmp_path / "w").resolve() / "torch_hub" / "checkpoints" / "vgg16-397923af.pth"
+    assert backbone.is_file() and len(vgg_downloads) == 1
+    assert not (tmp_path / "torch").exists()  # TORCH_HOME untouched, not even a folder
+    overrides = yaml.safe_load(out.split("(YAML, or the same keys as key=value):\n", 1)[1])
+    folder = overrides["system"]["reconstruction"]["lpips_weights_dir"]
+    assert folder == str(backbone.parent.parent)
+    cfg = ReconstructionConfig(lpips_weights_dir=folder)
+    check_lpips_weights(cfg)  # found: no error
+    with pytest.raises(AssetError, match="vgg16-397923af.pth"):
+        check_lpips_weights(ReconstructionConfig())  # not in the (empty) hub cache
+    seen = []
+    monkeypatch.setattr(lpips, "LPIPS", lambda **kw: seen.append(torch.hub.get_dir()) or
+                        torch.nn.Identity())  # fmt: skip
+    build_lpips(cfg, "cpu")
+    assert seen == [folder]  # torchvision looked there while LPIPS was built
+    assert torch.hub.get_dir() == str(tmp_path / "torch" / "hub")  # and the default is back

@@ -1,7 +1,8 @@
 """Command line: ``python -m gaussianip <command>`` (also the ``gaussianip`` script).
 
 Errors a user can fix print one message and exit with status 2; ``--verbose`` adds the
-traceback.
+traceback. Ctrl-C prints one line and exits with status 130 (``run`` first saves a
+checkpoint and names the command that continues it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from pathlib import Path
 from gaussianip.errors import GaussianIPError
 
 COMPILE_CACHE = Path.home() / ".cache" / "gaussianip" / "torchinductor"
+DESCRIPTION = (
+    "GaussianIP: identity-preserving 3D Gaussian humans from a text prompt and one portrait. "
+    "Run 'python -m gaussianip COMMAND --help' for a command's options."
+)
 
 
 def _add_preview(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +30,8 @@ def _add_preview(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--body-model-path", default=None, help="SMPL-X model folder or file")
     p.add_argument("--num-points", type=int, default=100_000, help="Gaussians to sample")
     p.add_argument("--resolution", type=int, default=512, help="image size in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=0, help="seed of the point sampling")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     _add_verbose(p)
 
 
@@ -40,7 +45,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, help="YAML config, e.g. gaussianip-tiny.yaml")
     p.add_argument("--resume", default=None,
                    help="continue an earlier run's folder (outputs/<name>@<time>)")  # fmt: skip
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", default=None, help="output root (default: the config's exp_root_dir)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     _add_verbose(p)
@@ -85,7 +90,7 @@ def _add_animate(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gaussianip", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="gaussianip", description=DESCRIPTION)
     _add_verbose(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_preview(sub)
@@ -97,8 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _preview(args: argparse.Namespace) -> None:
+    from gaussianip.devices import check_device
     from gaussianip.preview import PreviewOptions, run_preview
 
+    check_device(args.device)
     paths = run_preview(
         PreviewOptions(
             out=args.out,
@@ -114,9 +121,11 @@ def _preview(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    from gaussianip.devices import check_device
     from gaussianip.engine.run import load_run_config, run
     from gaussianip.errors import ConfigError
 
+    check_device(args.device)  # before any folder is made
     if args.resume is not None:
         if args.config is not None or args.overrides:
             raise ConfigError("--resume continues a run with its own config: drop --config "
@@ -128,36 +137,56 @@ def _run(args: argparse.Namespace) -> None:
     run(load_run_config(args.config, args.overrides), device=args.device, out_root=args.out)
 
 
-def _download_lpips_backbone(system) -> None:
-    """torchvision's VGG16 (the LPIPS backbone of the reconstruction) into torch's cache."""
+def _download_lpips_backbone(system, target_dir: Path | None) -> Path | None:
+    """torchvision's VGG16 (the LPIPS backbone of the reconstruction) into torch's hub cache,
+    or into ``target_dir/torch_hub`` (nothing then goes to the cache). Returns that folder
+    when it was given."""
+    from torchvision.models import VGG16_Weights
+
     from gaussianip.config import parse_config
-    from gaussianip.engine.reconstruction import ReconstructionConfig, lpips_backbone_path
+    from gaussianip.engine.reconstruction import (
+        VGG16_FILE,
+        ReconstructionConfig,
+        lpips_backbone_path,
+    )
     from gaussianip.errors import AssetError
 
     cfg = parse_config(ReconstructionConfig, system.get("reconstruction"), "system.reconstruction")
-    if not cfg.lpips_pretrained or cfg.lambda_lpips <= 0 or lpips_backbone_path().exists():
-        return
-    from torchvision.models import VGG16_Weights
+    if not cfg.lpips_pretrained or cfg.lambda_lpips <= 0:
+        return None
+    folder = target_dir.expanduser().resolve() / "torch_hub" if target_dir is not None else None
+    path = lpips_backbone_path(folder)
+    if not path.exists():
+        import torch.hub
 
-    try:
-        VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
-    except Exception as err:  # network errors come in many types
-        raise AssetError(f"Could not download the LPIPS VGG16 backbone: {err}") from err
-    print(f"LPIPS VGG16 backbone: {lpips_backbone_path()}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hash_prefix = VGG16_FILE.rsplit("-", 1)[-1].split(".")[0]  # torchvision's naming
+        try:
+            torch.hub.download_url_to_file(VGG16_Weights.IMAGENET1K_V1.url, str(path),
+                                           hash_prefix=hash_prefix)  # fmt: skip
+        except Exception as err:  # network errors come in many types
+            raise AssetError(f"Could not download the LPIPS VGG16 backbone: {err}") from err
+    print(f"LPIPS VGG16 backbone: {path}")
+    return folder
 
 
 def _download(args: argparse.Namespace) -> None:
     from gaussianip.config import parse_config
     from gaussianip.engine.config import load_run_config
     from gaussianip.prior.human_prior import PriorConfig
-    from gaussianip.prior.weights import download_weights, local_overrides, required_weights
+    from gaussianip.prior.weights import (
+        download_weights,
+        local_overrides,
+        required_weights,
+        yaml_str,
+    )
 
     system = load_run_config(args.config, []).get("system") or {}
     prior = parse_config(PriorConfig, system.get("prior"), "system.prior")
     face_analyser = None if args.no_faces else system.get("face_analyser", "buffalo_l")
-    _download_lpips_backbone(system)
+    lpips_dir = _download_lpips_backbone(system, args.dir)
     sources = required_weights(prior, face_analyser)
-    if not sources:
+    if not sources and lpips_dir is None:
         print(f"nothing to download for '{args.config}' (prior preset '{prior.preset}')")
         return
     paths = download_weights(prior, args.dir, face_analyser, system.get("face_analyser_root"))
@@ -165,12 +194,17 @@ def _download(args: argparse.Namespace) -> None:
         print(f"{source.label}: {path}")
     if args.dir is not None:
         print("Point the config at these copies (YAML, or the same keys as key=value):")
-        print(local_overrides(sources, paths))
+        yaml = local_overrides(sources, paths) if sources else "system:"
+        if lpips_dir is not None:
+            yaml += f"\n  reconstruction:\n    lpips_weights_dir: {yaml_str(str(lpips_dir))}"
+        print(yaml)
 
 
 def _bench(args: argparse.Namespace) -> None:
+    from gaussianip.devices import check_device
     from gaussianip.engine.bench import main
 
+    check_device(args.device)
     main(args)
 
 
@@ -216,4 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"gaussianip: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # Ctrl-C: one line, no traceback
+        if args.verbose:
+            traceback.print_exc()
+        print(str(err) or f"gaussianip: {args.command} interrupted (Ctrl-C).", file=sys.stderr)
+        return getattr(err, "exit_status", 130)
     return 0

@@ -1,4 +1,5 @@
-"""Reading images (with clear errors) and saving images and grids (PNG) with Pillow."""
+"""Saving images, grids (PNG) and videos; reading our own PNGs back (user photos:
+``gaussianip.photos``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-
-from gaussianip.errors import AssetError
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -89,32 +88,8 @@ def load_png(path: str | Path) -> Tensor:
 
 
 def read_rgb(file: str | Path, what: str = "image") -> np.ndarray:
-    """The image at ``file`` as an RGB uint8 array [H, W, 3]. ``AssetError`` naming the file
-    and the fix when it is a folder, unreadable, empty, or not a decodable image."""
-    file = Path(file)
-    if file.is_dir():
-        raise AssetError(f"The {what} '{file}' is a folder; give an image file (PNG or JPEG).")
-    try:
-        size = file.stat().st_size
-        with open(file, "rb"):
-            pass
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise AssetError(
-            f"The {what} '{file}' cannot be read ({reason}). Check that it exists and that "
-            "you may read it (file permissions)."
-        ) from None
-    if size == 0:
-        raise AssetError(f"The {what} '{file}' is empty (0 bytes). Give a PNG or JPEG photo.")
-    try:
-        with Image.open(file) as image:
-            return np.asarray(image.convert("RGB"))
-    # Decoders of damaged or foreign files raise many types (OSError, SyntaxError,
-    # ValueError, EOFError, struct.error, DecompressionBombError, ...): all mean "not a
-    # usable image".
-    except Exception as err:
-        detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-        raise AssetError(
-            f"The {what} '{file}' is not a readable image ({detail[:200]}). "
-            "Give a PNG or JPEG photo."
-        ) from None
+    """The image at ``file`` upright, as RGB uint8 [H, W, 3]: ``gaussianip.photos.read_photo``
+    (EXIF orientation, every Pillow mode, huge and animated images; clear errors)."""
+    from gaussianip.photos import read_photo
+
+    return read_photo(file, what)

@@ -37,7 +37,17 @@ class PreviewOptions:
 
 
 def check_output_dir(out: Path, files: tuple[str, ...] = OUTPUT_FILES) -> None:
-    """Refuse to overwrite files a previous run wrote."""
+    """Refuse an ``out`` that is (or lies inside) a file, and to overwrite files a previous
+    run wrote; creates nothing."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = f"--out '{out}'" + ("" if folder == out else f": '{folder}'")
+                raise ConfigError(
+                    f"{what} is a file, not a folder; nothing was written. Give a new or "
+                    "existing folder for the preview's files."
+                )
+            break
     existing = [name for name in files if (out / name).exists()]
     if existing:
         raise ConfigError(

@@ -66,6 +66,9 @@ def run_metrics(pipeline: GaussianIPPipeline) -> dict[str, Any]:
         "device": str(pipeline.device),
         "identity": pipeline.metrics.get("identity"),
         "skipped_nonfinite_steps": pipeline.skipped_steps(),
+        # each --resume: the step it continued at, the phase then under way, and when;
+        # seconds before the stop are kept, those between the last checkpoint and a kill lost
+        "resumed": pipeline.metrics.get("resumed", []),
     }
     if pipeline.device.type == "cuda":
         metrics["peak_gpu_memory_gib"] = {

@@ -130,6 +130,9 @@ class GaussianIPPipeline:
 
     def _end_phase(self, name: str, **values: Any) -> None:
         now = time.perf_counter()
+        if name in self.metrics["phases"]:  # ended before a resume: its record stands
+            self._phase_start = now
+            return
         self.metrics["phases"][name] = {"seconds": round(now - self._phase_start, 3), **values}
         self._phase_start = now
 
@@ -231,6 +234,9 @@ class GaussianIPPipeline:
             "torch_rng": torch.get_rng_state(),
             "skipped": self.skipped_steps(),
             "phases": self.metrics["phases"],
+            # seconds of the phase under way, so a resumed run's metrics count them too
+            "phase_seconds": time.perf_counter() - self._phase_start,
+            "resumed": self.metrics.get("resumed", []),
         }
         if self.stage1 is not None:
             state["stage1"] = {
@@ -256,6 +262,10 @@ class GaussianIPPipeline:
         torch.set_rng_state(state["torch_rng"])
         self.metrics["phases"] = dict(state.get("phases", {}))
         self.metrics["skipped"] = dict(state.get("skipped", {}))
+        self.metrics["resumed"] = [*state.get("resumed", []), {
+            "at_step": step + 1, "phase": self.phase(step + 1),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }]  # fmt: skip
         if step < self.stage1_steps - 1:
             assert self.stage1 is not None and self.guidance is not None
             s1 = state["stage1"]
@@ -280,7 +290,8 @@ class GaussianIPPipeline:
             r.generator.set_state(saved["generator"])
             r._order = list(saved["order"])
             r.guard.skipped = int(state["skipped"].get("reconstruction", 0))
-        self._phase_start = time.perf_counter()
+        # The interrupted phase goes on counting from the seconds it had run.
+        self._phase_start = time.perf_counter() - float(state.get("phase_seconds", 0.0))
         return step
 
     def skipped_steps(self) -> dict[str, int]:
@@ -307,7 +318,7 @@ class GaussianIPPipeline:
             files[rig.name] = rig
         frames = self.render_turntable(n_turntable)
         files["turntable.mp4"] = save_mp4(save / "turntable.mp4", frames)
-        for name in ("stage1.ply", "vcr_views.png"):
+        for name in ("stage1.ply", "stage1_views.png", "vcr_views.png"):
             if (save / name).exists():
                 files[name] = save / name
         if (save / VCR_DIR).is_dir():

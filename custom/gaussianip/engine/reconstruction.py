@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,9 @@ class ReconstructionConfig:
     lambda_lpips: float = 15.0
     lpips_net: str = "vgg"
     lpips_pretrained: bool = True  # False: random backbone (tests and timing only)
+    # Folder holding checkpoints/vgg16-397923af.pth (torch hub's layout), as
+    # `gaussianip download --dir DIR` writes it; None: torch's hub cache.
+    lpips_weights_dir: str | None = None
     lpips_resolution: int | None = None  # None: LPIPS at the views' full resolution
     # Memory and speed (same loss definition): LPIPS one view at a time with activation
     # checkpointing (recomputed in backward), and in bf16 autocast on CUDA.
@@ -100,19 +105,38 @@ class ReconstructionConfig:
         check_backend(self.backend, "system.reconstruction.backend")
 
 
-def lpips_backbone_path() -> Path:
-    """Where torchvision keeps the VGG16 weights that LPIPS loads."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+def lpips_backbone_path(weights_dir: str | Path | None = None) -> Path:
+    """Where the VGG16 weights that LPIPS loads are: in ``weights_dir`` (the config's
+    ``lpips_weights_dir``) or torch's hub cache, each in torch hub's layout."""
+    root = Path(weights_dir).expanduser() if weights_dir else Path(torch.hub.get_dir())
+    return root / "checkpoints" / VGG16_FILE
 
 
 def check_lpips_weights(cfg: ReconstructionConfig) -> None:
     """Fail in seconds, not after stage 1, when the LPIPS backbone would be downloaded."""
-    if cfg.lambda_lpips > 0 and cfg.lpips_pretrained and not lpips_backbone_path().exists():
+    path = lpips_backbone_path(cfg.lpips_weights_dir)
+    if cfg.lambda_lpips > 0 and cfg.lpips_pretrained and not path.exists():
         raise AssetError(
-            f"LPIPS needs torchvision's VGG16 weights at '{lpips_backbone_path()}', which is "
-            "missing. Run `python -m gaussianip download` once online, or set "
+            f"LPIPS needs torchvision's VGG16 weights at '{path}', which is missing. Run "
+            "`python -m gaussianip download` once online (with --dir, then set "
+            "system.reconstruction.lpips_weights_dir as it prints), or set "
             "system.reconstruction.lpips_pretrained=false (random backbone: tests only)."
         )
+
+
+@contextmanager
+def _hub_dir(folder: str | None) -> Iterator[None]:
+    """torchvision looks for its weights in torch's hub folder: point it at ``folder``
+    while LPIPS is built."""
+    if not folder:
+        yield
+        return
+    previous = torch.hub._hub_dir  # None: from TORCH_HOME when asked; keep it that way
+    torch.hub.set_dir(str(Path(folder).expanduser()))
+    try:
+        yield
+    finally:
+        torch.hub._hub_dir = previous
 
 
 def build_lpips(cfg: ReconstructionConfig, device: torch.device | str) -> torch.nn.Module:
@@ -121,8 +145,9 @@ def build_lpips(cfg: ReconstructionConfig, device: torch.device | str) -> torch.
     check_lpips_weights(cfg)
     with warnings.catch_warnings():  # lpips still uses torchvision's deprecated arguments
         warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-        model = lpips.LPIPS(net=cfg.lpips_net, pnet_rand=not cfg.lpips_pretrained,
-                            verbose=False)  # fmt: skip
+        with _hub_dir(cfg.lpips_weights_dir if cfg.lpips_pretrained else None):
+            model = lpips.LPIPS(net=cfg.lpips_net, pnet_rand=not cfg.lpips_pretrained,
+                                verbose=False)  # fmt: skip
     model = model.to(device).eval().requires_grad_(False)
     if cfg.lpips_compile:
         model = torch.compile(model, dynamic=False)  # type: ignore[assignment]
@@ -217,7 +242,10 @@ class Reconstructor:
                 size = (cfg.lpips_resolution, cfg.lpips_resolution)
                 a = F.interpolate(a, size, mode="bilinear", align_corners=False, antialias=True)
                 b = F.interpolate(b, size, mode="bilinear", align_corners=False, antialias=True)
-            terms["loss_lpips"] = lpips_loss(self.lpips, a, b, cfg.lpips_checkpoint,
+            # Per-view checkpointing on CUDA only: on the CPU the backward of VGG run one
+            # view at a time gave different bits from run to run with several threads
+            # (measured; one batched call did not), and a CPU has the memory it saves.
+            terms["loss_lpips"] = lpips_loss(self.lpips, a, b, cfg.lpips_checkpoint and a.is_cuda,
                                              cfg.lpips_autocast and a.is_cuda)  # fmt: skip
         return terms
 

@@ -10,6 +10,7 @@ nothing is overwritten).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -92,19 +93,26 @@ def run(
 
 
 def _run(config, device, out_root, resume) -> dict[str, Path]:
-    from tqdm import tqdm
+    from gaussianip.run_lock import RunLock
 
+    if resume is None:
+        return _run_locked(config, device, out_root, None, None)
+    run_dir, config = resume_config(resume)
+    with RunLock(run_dir):  # one writer per folder: a second --resume stops here
+        return _run_locked(config, device, out_root, resume, run_dir)
+
+
+def _run_locked(config, device, out_root, resume, run_dir) -> dict[str, Path]:
     from gaussianip.engine.pipeline import GaussianIPPipeline
+    from gaussianip.run_lock import RunLock
 
-    if resume is not None:
-        run_dir, config = resume_config(resume)
-        if (run_dir / "save" / "metrics.json").exists():
-            raise ConfigError(
-                f"--resume '{resume}': that run is finished (save/metrics.json exists); its "
-                "outputs are left as they are. Start a new run instead."
-            )
+    if resume is not None and (run_dir / "save" / "metrics.json").exists():
+        raise ConfigError(
+            f"--resume '{resume}': that run is finished (save/metrics.json exists); its "
+            "outputs are left as they are. Start a new run instead."
+        )
     settings = parse_run_config(config)  # user errors surface here, in seconds
-    from gaussianip.animate import animate_run, parse_animation
+    from gaussianip.animate import parse_animation
 
     animation = parse_animation(settings.system.animation)
     if resume is None:
@@ -115,7 +123,28 @@ def _run(config, device, out_root, resume) -> dict[str, Path]:
     pipeline = GaussianIPPipeline(settings, device)
     if resume is None:
         run_dir = new_run_dir(root, str(config.get("name", "gaussianip")))
-        OmegaConf.save(config, run_dir / CONFIG_COPY)
+        with RunLock(run_dir):
+            OmegaConf.save(config, run_dir / CONFIG_COPY)
+            return _loop(pipeline, config, run_dir, device, resume, animation)
+    return _loop(pipeline, config, run_dir, device, resume, animation)
+
+
+def _postfix(pipeline, step: int, logs: dict[str, float]) -> dict[str, object]:
+    postfix: dict[str, object] = {"loss": f"{logs['loss']:.3g}"}
+    if step < pipeline.stage1_steps and pipeline.guidance is not None and "timestep" in logs:
+        postfix.update(phase=pipeline.guidance.schedule.phase(step), t=int(logs["timestep"]),
+                       n=int(logs["num_gaussians"]))  # fmt: skip
+    return postfix
+
+
+def _loop(pipeline, config, run_dir: Path, device: str, resume, animation) -> dict[str, Path]:
+    """Train from the checkpoint (if any) to the end and write the outputs; Ctrl-C or
+    SIGTERM stops at the next step boundary with a checkpoint (``RunInterrupted``)."""
+    from tqdm import tqdm
+
+    from gaussianip.interrupts import RunInterrupted, StopRequests, resume_command
+
+    settings = pipeline.settings
     save = run_dir / "save"
     pipeline.save_dir = save
     every = int(OmegaConf.select(config, "checkpoint.every_n_train_steps", default=200) or 0)
@@ -133,33 +162,54 @@ def _run(config, device, out_root, resume) -> dict[str, Path]:
 
     bar = bar_for(start)
     vcr_bar: tqdm | None = None
+    saved_step = start - 1 if start else None  # the step the newest checkpoint continues
+    again = resume_command(run_dir, str(device))
+
+    def stopped(note: str, signum: int | None = None) -> RunInterrupted:
+        where = (f"continues after step {saved_step + 1} of {pipeline.total_steps}"
+                 if saved_step is not None else "starts it again from the beginning")  # fmt: skip
+        return RunInterrupted(f"gaussianip: {note}; `{again}` {where}.",
+                              signum or signal.SIGINT)  # fmt: skip
 
     def on_refine_step(i: int, n: int) -> None:
         nonlocal vcr_bar
+        if stop.requested:  # refined views are saved as they come: stopping here is safe
+            raise stopped("stopped during the refinement (refined views kept)", stop.signum)
         if vcr_bar is None:
             vcr_bar = tqdm(total=n, desc="VCR", unit="step")
         vcr_bar.update(1)
 
-    for step in range(start, pipeline.total_steps):
-        if step == pipeline.stage1_steps and step > start:
+    try:
+        with StopRequests() as stop:
+            for step in range(start, pipeline.total_steps):
+                if step == pipeline.stage1_steps and step > start:
+                    bar.close()
+                    bar = bar_for(step)
+                logs = pipeline.train_step(step, on_refine_step=on_refine_step)
+                if vcr_bar is not None:
+                    vcr_bar.close()
+                    vcr_bar = None
+                bar.set_postfix(_postfix(pipeline, step, logs))
+                bar.update(1)
+                last = step == pipeline.total_steps - 1
+                due = (every and (step + 1) % every == 0) or step == pipeline.stage1_steps - 1
+                if not last and (due or stop.requested):
+                    save_checkpoint(checkpoint, pipeline.state_dict(step))
+                    saved_step = step
+                if stop.requested and not last:
+                    bar.close()
+                    raise stopped(f"stopped after step {step + 1} of {pipeline.total_steps} "
+                                  "(checkpoint saved)", stop.signum)  # fmt: skip
             bar.close()
-            bar = bar_for(step)
-        logs = pipeline.train_step(step, on_refine_step=on_refine_step)
-        if vcr_bar is not None:
-            vcr_bar.close()
-            vcr_bar = None
-        postfix = {"loss": f"{logs['loss']:.3g}"}
-        if step < pipeline.stage1_steps and pipeline.guidance is not None and "timestep" in logs:
-            postfix.update(phase=pipeline.guidance.schedule.phase(step),
-                           t=int(logs["timestep"]), n=int(logs["num_gaussians"]))  # fmt: skip
-        bar.set_postfix(postfix)
-        bar.update(1)
-        last = step == pipeline.total_steps - 1
-        if not last and ((every and (step + 1) % every == 0) or step == pipeline.stage1_steps - 1):
-            save_checkpoint(checkpoint, pipeline.state_dict(step))
-    bar.close()
-    files = pipeline.finish()
-    files.update(animate_run(save, animation, device))
+            files = pipeline.finish()
+            from gaussianip.animate import animate_run
+
+            files.update(animate_run(save, animation, device))
+    except RunInterrupted:
+        raise
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped inside a step
+        bar.close()
+        raise stopped("stopped at once (second interrupt), without a new checkpoint") from None
     phases = pipeline.metrics["phases"]
     timing = ", ".join(f"{name} {p['seconds']:.0f} s" for name, p in phases.items())
     print(f"gaussianip: done ({timing}); outputs in {save}: " + ", ".join(sorted(files)))

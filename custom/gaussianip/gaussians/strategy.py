@@ -57,6 +57,38 @@ class HumanDensifyStrategy(DefaultStrategy):
             state["grad2d"][near] = 0.0  # zero accumulated gradient: below any threshold
         return super()._grow_gs(params, optimizers, state, step)
 
+    @torch.no_grad()
+    def _update_state(
+        self,
+        params: dict[str, torch.nn.Parameter] | torch.nn.ParameterDict,
+        state: dict[str, Any],
+        info: dict[str, Any],
+        packed: bool = False,
+    ) -> None:
+        """gsplat's update with the largest screen radius per Gaussian taken by
+        ``scatter_reduce(amax)``: gsplat assigns ``radii[ids] = ...`` with an id repeated
+        once per camera, and which camera's value wins such an assignment is not defined
+        (it varied between two CPU runs of one seed, and so did the Gaussian count)."""
+        radii_before = state["radii"]
+        keep = self.refine_scale2d_stop_iter
+        self.refine_scale2d_stop_iter = 0  # gsplat: gradients and counts only
+        try:
+            super()._update_state(params, state, info, packed=packed)
+        finally:
+            self.refine_scale2d_stop_iter = keep
+        if keep <= 0:
+            return
+        if packed:
+            ids, radii = info["gaussian_ids"], info["radii"].max(dim=-1).values
+        else:
+            sel = (info["radii"] > 0.0).all(dim=-1)  # [C, N]
+            ids, radii = torch.where(sel)[1], info["radii"][sel].max(dim=-1).values
+        if radii_before is None:
+            radii_before = torch.zeros(len(state["grad2d"]), device=radii.device)
+        # normalised to [0, 1] of the image, as gsplat does
+        screen = radii.float() / float(max(info["width"], info["height"]))
+        state["radii"] = radii_before.scatter_reduce(0, ids, screen, reduce="amax")
+
     def step_post_backward(
         self,
         params: dict[str, torch.nn.Parameter] | torch.nn.ParameterDict,

@@ -24,6 +24,7 @@ from gaussianip.errors import ConfigError
 from gaussianip.prior.compile import compile_blocks, compile_model, distillation_fast_path
 from gaussianip.prior.ip_adapter import FaceIDAdapter
 from gaussianip.prior.lora_fusion import LoRAFusion
+from gaussianip.prior.prompt_length import PromptLengthCheck
 
 # OpenAI CLIP's image normalisation (CLIPImageProcessor's defaults).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -107,6 +108,7 @@ class HumanPrior:
         self.tokenizer, self.text_encoder, self.unet, self.vae = tokenizer, text_encoder, unet, vae
         self.controlnet, self.adapter, self.image_encoder = controlnet, adapter, image_encoder
         self.device, self.dtype = device, dtype
+        self.prompt_length = PromptLengthCheck(tokenizer)
         self.scheduler = ddim_scheduler()
         self.alphas_cumprod = self.scheduler.alphas_cumprod.to(device)
         for model in (text_encoder, unet, vae, controlnet, image_encoder, adapter):
@@ -183,7 +185,9 @@ class HumanPrior:
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> Tensor:
-        """Text embeddings [N, 77, D] (the text encoder's last hidden state)."""
+        """Text embeddings [N, 77, D] (the text encoder's last hidden state); a warning
+        (once per prompt) for each prompt cut to the encoder's length."""
+        self.prompt_length.check(prompts)
         ids = self.tokenizer(
             prompts,
             padding="max_length",

@@ -343,12 +343,12 @@ def local_overrides(sources: list[WeightSource], paths: list[Path]) -> str:
             system["face_analyser_root"] = str(path.parent.parent)  # root/models/<name>
         else:
             prior[source.config_key.rsplit(".", 1)[-1]] = str(path)
-    lines = ["system:"] + [f"  {k}: {_yaml_str(v)}" for k, v in system.items()]
+    lines = ["system:"] + [f"  {k}: {yaml_str(v)}" for k, v in system.items()]
     if prior:
-        lines += ["  prior:"] + [f"    {k}: {_yaml_str(v)}" for k, v in prior.items()]
+        lines += ["  prior:"] + [f"    {k}: {yaml_str(v)}" for k, v in prior.items()]
     return "\n".join(lines)
 
 
-def _yaml_str(value: str) -> str:
+def yaml_str(value: str) -> str:
     """A path as a YAML scalar: plain when safe, else double-quoted (JSON is valid YAML)."""
     return value if re.fullmatch(r"[\w./~+-]+", value) else json.dumps(value)

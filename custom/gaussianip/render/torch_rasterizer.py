@@ -199,6 +199,14 @@ def _tile_table(
     return tile_ids, table
 
 
+def _gather(values: Tensor, ids: Tensor) -> Tensor:
+    """``values[ids]`` ([N, ...] by ids [T, K] -> [T, K, ...]) through ``index_select``:
+    its backward sums with ``index_add_``, which is deterministic on the CPU, where that
+    of ``values[ids]`` (``index_put_`` with accumulation) adds duplicates in a varying
+    order across threads, so that two runs of one seed drifted apart."""
+    return values.index_select(0, ids.reshape(-1)).reshape(*ids.shape, *values.shape[1:])
+
+
 def _composite(
     pix: Tensor,
     table: Tensor,
@@ -221,11 +229,11 @@ def _composite(
         ids = table[:, start : start + chunk]  # [T, K]
         present = ids >= 0
         ids = ids.clamp(min=0)
-        d = means2d[ids][:, :, None, :] - pix[:, None]  # [T, K, P, 2]
-        cn = conics[ids][:, :, None, :]
+        d = _gather(means2d, ids)[:, :, None, :] - pix[:, None]  # [T, K, P, 2]
+        cn = _gather(conics, ids)[:, :, None, :]
         sigma = 0.5 * (cn[..., 0] * d[..., 0] ** 2 + cn[..., 2] * d[..., 1] ** 2)
         sigma = sigma + cn[..., 1] * d[..., 0] * d[..., 1]
-        alpha = torch.clamp(opacities[ids][..., None] * torch.exp(-sigma), max=MAX_ALPHA)
+        alpha = torch.clamp(_gather(opacities, ids)[..., None] * torch.exp(-sigma), max=MAX_ALPHA)
         alpha = torch.where(
             (sigma >= 0) & (alpha >= ALPHA_THRESHOLD) & present[..., None], alpha, 0.0
         )
@@ -233,7 +241,7 @@ def _composite(
         next_T = T[:, None] * torch.cumprod(1.0 - alpha, dim=1)  # [T, K, P]
         keep = next_T > TRANSMITTANCE_MIN
         weight = alpha * keep * torch.cat([T[:, None], next_T[:, :-1]], dim=1)
-        out = out + torch.einsum("tkp,tkd->tpd", weight, colors[ids])
+        out = out + torch.einsum("tkp,tkd->tpd", weight, _gather(colors, ids))
         T = torch.where(keep, next_T, 2.0).amin(dim=1).where(keep.any(dim=1), T)
         if not bool((T > TRANSMITTANCE_MIN).any()):  # every pixel is opaque already
             break

@@ -1,0 +1,61 @@
+"""Which compute devices exist here, and a check of a user's ``--device`` against them.
+
+Checked before anything is created or loaded, so that ``--device cuda`` on a machine
+without a GPU (or a misspelling such as ``gpu``) ends in one message that lists the
+devices that do exist.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gaussianip.errors import ConfigError
+
+_CUDA = re.compile(r"cuda(?::(\d+))?")
+
+
+def available_devices() -> list[str]:
+    """``cpu``, then ``cuda`` and ``cuda:0`` .. ``cuda:N-1`` where CUDA GPUs are visible, then
+    ``mps`` where Apple's Metal backend is."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+def _describe(devices: list[str]) -> str:
+    if len(devices) == 1:
+        return "the only device here is 'cpu' (PyTorch sees no CUDA GPU)"
+    return "the devices here are " + ", ".join(f"'{d}'" for d in devices)
+
+
+def check_device(name: str, option: str = "--device") -> str:
+    """``name`` when it is a device of this machine; ``ConfigError`` naming the devices
+    that exist otherwise."""
+    name = str(name).strip()
+    if name == "cpu":
+        return name  # always there: no need to ask torch (fast for the default)
+    devices = available_devices()
+    if name in devices:
+        return name
+    cuda = _CUDA.fullmatch(name)
+    if cuda and "cuda" in devices:
+        raise ConfigError(
+            f"{option} {name}: there is no such GPU; {_describe(devices)}. "
+            "(CUDA_VISIBLE_DEVICES limits which GPUs are visible.)"
+        )
+    if cuda or name == "mps":
+        raise ConfigError(
+            f"{option} {name} is not available: {_describe(devices)}. "
+            f"Use {option} cpu (slow, fine for the tiny config), or run on a machine with "
+            "a GPU and a CUDA build of PyTorch."
+        )
+    raise ConfigError(
+        f"{option} '{name}' is not a device name; {_describe(devices)} (write a GPU as "
+        "'cuda' or 'cuda:N')."
+    )
