@@ -16,7 +16,7 @@ SHORT = [
     "system.geometry.densify.refine_every=4",
     "system.geometry.densify.refine_start_iter=1",
     "system.reconstruction.steps=3",
-    "data.n_test_views=6",
+    "system.outputs.turntable_frames=6",
 ]
 
 
