@@ -104,12 +104,6 @@ def identity_line(identity: dict | None) -> str:
     return f"identity: not measured ({identity.get('reason') or 'no score'})"
 
 
-def side_view_indices(n_views: int) -> dict[str, int]:
-    """Front / side / back in a turntable of ``n_views`` starting at the front (azimuth
-    0) and turning evenly: the views nearest 0, 90 and 180 degrees."""
-    return {"front": 0, "side": round(n_views / 4) % n_views, "back": round(n_views / 2) % n_views}
-
-
 @torch.no_grad()
 def write_summary(pipeline: GaussianIPPipeline, path: Path) -> Path:
     """``summary.png``: portrait, stage-1 front view, refined front view, final front /
@@ -153,7 +147,6 @@ def write_summary(pipeline: GaussianIPPipeline, path: Path) -> Path:
 __all__ = [
     "OutputsConfig",
     "identity_line",
-    "side_view_indices",
     "summary_sheet",
     "thumbnails",
     "write_summary",
