@@ -16,7 +16,7 @@ SHORT = [
     "system.geometry.densify.refine_every=4",
     "system.geometry.densify.refine_start_iter=1",
     "system.reconstruction.steps=3",
-    "data.n_test_views=6",
+    "system.outputs.turntable_frames=6",
 ]
 
 
@@ -53,6 +53,13 @@ def test_tiny_method_writes_every_output(tiny_run):
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
     ok, frame = video.read()
     assert ok and frame.shape[:2] == (128, 128)
+    import imageio_ffmpeg
+
+    meta = next(imageio_ffmpeg.read_frames(str(save / "turntable.mp4")))
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+    assert meta["fps"] == 30
+    summary = cv2.imread(str(save / "summary.png"))
+    assert summary.shape[0] == 128 + 2 * 28 + 2 * 8  # one row of 128-px panels, 2 text lines
     metrics = json.loads((save / "metrics.json").read_text())
     assert metrics["phases"]["stage1"]["steps"] == 6
     assert metrics["phases"]["vcr"]["views"] == 16

@@ -89,6 +89,28 @@ def _add_animate(sub: argparse._SubParsersAction) -> None:
     _add_verbose(p)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from gaussianip.export import FORMATS
+
+    p = sub.add_parser("export", help="write the avatar for web viewers (SuperSplat, ...)")
+    p.add_argument("run_dir", type=Path, help="a run folder, its save/ folder, or a .ply")
+    p.add_argument("--format", required=True, choices=list(FORMATS), help="file format")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output file (default: <save>/avatar.<format suffix>)")  # fmt: skip
+    p.add_argument("--stage", default="final", choices=["final", "stage1"],
+                   help="which avatar: the final one or stage 1's")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    _add_verbose(p)
+
+
+def _add_view(sub: argparse._SubParsersAction) -> None:
+    from gaussianip.viewer import add_arguments
+
+    p = sub.add_parser("view", help="look at the avatar in the browser (no GPU needed)")
+    add_arguments(p)
+    _add_verbose(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gaussianip", description=DESCRIPTION)
     _add_verbose(parser, default=False)
@@ -98,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_download(sub)
     _add_bench(sub)
     _add_animate(sub)
+    _add_export(sub)
+    _add_view(sub)
     return parser
 
 
@@ -225,12 +249,27 @@ def _animate(args: argparse.Namespace) -> None:
     print(summary(opts, animate(opts)))
 
 
+def _export(args: argparse.Namespace) -> None:
+    from gaussianip.export import export_run
+
+    out = export_run(args.run_dir, args.format, args.out, args.stage, args.force)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MB)")
+
+
+def _view(args: argparse.Namespace) -> None:
+    from gaussianip.viewer import main
+
+    main(args)
+
+
 COMMANDS = {
     "preview": _preview,
     "run": _run,
     "download": _download,
     "bench": _bench,
     "animate": _animate,
+    "export": _export,
+    "view": _view,
 }
 
 

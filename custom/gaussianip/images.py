@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -49,22 +50,40 @@ def image_grid(images: Tensor, columns: int, gap: int = 0) -> Tensor:
     return torch.cat(rows, dim=0)
 
 
-def save_mp4(path: str | Path, frames: Tensor, fps: int = 30) -> Path:
-    """Write [N, H, W, 3] frames in [0, 1] as an MP4 (OpenCV's MPEG-4 encoder, which every
-    opencv-python wheel has); temporary file, then rename."""
-    import cv2
+def save_mp4(path: str | Path, frames: Tensor | Iterable[Tensor], fps: int = 30) -> Path:
+    """Write frames in [0, 1] (an [N, H, W, 3] tensor, or any iterable of [H, W, 3] frames,
+    so long turntables need not sit in memory at once) as an H.264 / yuv420p MP4, the
+    codec and pixel format every browser plays (imageio-ffmpeg's bundled ffmpeg has
+    libx264). Odd sizes are padded with white to even ones (yuv420p halves the chroma).
+    Temporary file, then rename."""
+    import imageio_ffmpeg
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.mp4")  # OpenCV picks the container by suffix
-    pixels = to_uint8(frames)
-    height, width = pixels.shape[1:3]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write an MP4 at '{tmp}'.")
-    for frame in pixels:
-        writer.write(np.ascontiguousarray(frame[..., ::-1]))  # OpenCV wants BGR
-    writer.release()
+    tmp = path.with_name(path.stem + ".tmp.mp4")  # ffmpeg picks the container by suffix
+    writer = None
+    try:
+        for frame in frames:
+            pixels = to_uint8(frame)
+            height, width = pixels.shape[:2]
+            pad = ((0, height % 2), (0, width % 2), (0, 0))
+            pixels = np.pad(pixels, pad, constant_values=255)
+            if writer is None:
+                writer = imageio_ffmpeg.write_frames(
+                    str(tmp), (pixels.shape[1], pixels.shape[0]), fps=fps, codec="libx264",
+                    pix_fmt_out="yuv420p", quality=None, macro_block_size=1,
+                    output_params=["-crf", "20", "-movflags", "+faststart"],
+                )  # fmt: skip
+                writer.send(None)  # start ffmpeg
+            writer.send(np.ascontiguousarray(pixels))
+        if writer is None:
+            raise ValueError(f"save_mp4('{path}'): no frames to write.")
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path
 

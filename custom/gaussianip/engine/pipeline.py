@@ -7,17 +7,18 @@ is then driven one step at a time by a host (our CLI's ``run`` or threestudio's
 refinement (all views, one call) before its reconstruction step. Files appear in
 ``save_dir`` as soon as they exist:
 
-- after stage 1: ``stage1.ply``, ``stage1_views.png``;
-- after refinement: ``vcr/view_XX.png`` (every refined view) and ``vcr_views.png``;
-- at the end: ``gaussians.ply``, ``avatar_rig.npz`` (its binding to the body, for
-  ``gaussianip animate``), ``turntable.mp4``, ``metrics.json``.
+- after stage 1: ``stage1.ply``, ``stage1_views.png`` (thumbnails);
+- after refinement: ``vcr/view_XX.png`` (every refined view, full size) and
+  ``vcr_views.png`` (thumbnails);
+- at the end: ``gaussians.ply``, ``turntable.mp4`` (H.264), ``metrics.json``,
+  ``summary.png``, ``avatar_rig.npz`` (its binding to the body, for ``gaussianip animate``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from gaussianip.engine.stage1 import Stage1Trainer
 from gaussianip.gaussians import GaussianModel, load_ply, save_ply
 from gaussianip.gaussians.init import gaussians_from_body
 from gaussianip.images import image_grid, image_row, save_json, save_mp4, save_png
+from gaussianip.pictures import thumbnails, write_summary
 from gaussianip.render.views import render_views
 
 log = logging.getLogger(__name__)
@@ -142,7 +144,8 @@ class GaussianIPPipeline:
         if self.save_dir is not None:
             save_ply(self.save_dir / "stage1.ply", dict(self.model.params))
             views = self.render_turntable(self.sampler.cfg.n_val_views)
-            save_png(self.save_dir / "stage1_views.png", image_row(views, gap=4))
+            small = thumbnails(views, self.settings.outputs.thumbnail_size)
+            save_png(self.save_dir / "stage1_views.png", image_row(small, gap=4))
         if self.stage1 is not None:
             self.metrics.setdefault("skipped", {})["stage1"] = self.stage1.guard.skipped
         self.stage1 = None  # optimisers, densification state
@@ -154,6 +157,14 @@ class GaussianIPPipeline:
     def render_turntable(self, n_views: int | None = None) -> Tensor:
         """[N, H, W, 3] evaluation turntable renders of the current Gaussians."""
         return self.render_each(self.sampler.turntable(n_views))
+
+    @torch.no_grad()
+    def turntable_frames(self, n_views: int) -> Iterator[Tensor]:
+        """The evaluation turntable's [H, W, 3] renders, one at a time (a 120-frame
+        1024-px turn would hold 1.5 GB of floats at once)."""
+        cameras = self.sampler.turntable(n_views)
+        for i in range(n_views):
+            yield self.render_each(select_views(cameras, [i]))[0]
 
     @torch.no_grad()
     def render_each(self, cameras: dict[str, Any]) -> Tensor:
@@ -212,7 +223,8 @@ class GaussianIPPipeline:
                 if not file.exists():
                     save_png(file, after[view])
             # Rows of 8 views: stage-1 renders above, refined views below.
-            rows = torch.cat([torch.cat([before[i : i + 8], after[i : i + 8]])
+            size = s.outputs.thumbnail_size  # full-size views stay in vcr/
+            rows = torch.cat([thumbnails(torch.cat([before[i : i + 8], after[i : i + 8]]), size)
                               for i in range(0, n_views, 8)])  # fmt: skip
             save_png(self.save_dir / "vcr_views.png", image_grid(rows, columns=8, gap=4))
         self._end_phase("vcr", views=n_views, reused_views=n_views - len(missing),
@@ -316,8 +328,9 @@ class GaussianIPPipeline:
 
         if (rig := write_run_rig(save, self.model.params["means"], self.body)) is not None:
             files[rig.name] = rig
-        frames = self.render_turntable(n_turntable)
-        files["turntable.mp4"] = save_mp4(save / "turntable.mp4", frames)
+        outputs = self.settings.outputs
+        frames = self.turntable_frames(n_turntable or outputs.turntable_frames)
+        files["turntable.mp4"] = save_mp4(save / "turntable.mp4", frames, outputs.turntable_fps)
         for name in ("stage1.ply", "stage1_views.png", "vcr_views.png"):
             if (save / name).exists():
                 files[name] = save / name
@@ -327,4 +340,5 @@ class GaussianIPPipeline:
 
         self.metrics["identity"] = identity_check(self)
         files["metrics.json"] = save_json(save / "metrics.json", run_metrics(self))
+        files["summary.png"] = write_summary(self, save / "summary.png")
         return files
