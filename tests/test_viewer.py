@@ -227,3 +227,32 @@ def test_view_shows_the_avatar_in_a_real_browser(body_run, tmp_path):
         server.send_signal(signal.SIGINT)  # Ctrl-C
         out, _ = server.communicate(timeout=30)
     assert server.returncode == 0 and "stopped" in out, out[-2000:]
+
+
+def test_motion_panel_contract_holds_for_the_real_animation_modules(tmp_path):
+    """The panel's calls into ``gaussianip.rig`` / ``gaussianip.motion`` (faked above) work
+    with the real modules: a rig written to disk loads, every shipped motion is offered,
+    and a posed frame moves the Gaussians of an arm while keeping their count."""
+    from gaussianip.body import build_body_model
+    from gaussianip.viewer.motion_panel import RIG_FILE, animation_modules, posed_params
+
+    modules = animation_modules()
+    assert modules is not None
+    rig_module, motion_module = modules
+    body = build_body_model("default")
+    means, _ = body.sample_surface(300, torch.Generator().manual_seed(0))
+    rig_module.save_rig(tmp_path / RIG_FILE, rig_module.build_rig(means, body))
+    rig = rig_module.load_rig(tmp_path / RIG_FILE)
+    shipped = {p.stem for p in motion_module.list_shipped_motions()}
+    assert {"walk", "wave", "turn"} <= shipped
+    motion = motion_module.load_motion(
+        next(p for p in motion_module.list_shipped_motions() if p.stem == "wave")
+    )
+    assert motion.num_frames > 1 and motion.fps > 0
+    n = means.shape[0]
+    params = {"means": means, "quats": torch.tensor([[1.0, 0, 0, 0]]).expand(n, 4).clone(),
+              "scales": torch.full((n, 3), -4.0), "opacities": torch.zeros(n),
+              "sh0": torch.zeros(n, 1, 3), "shN": torch.zeros(n, 0, 3)}  # fmt: skip
+    posed = posed_params(motion_module, params, rig, motion, motion.num_frames // 2)
+    assert posed["means"].shape == (n, 3)
+    assert (posed["means"] - means).norm(dim=-1).max() > 0.05
