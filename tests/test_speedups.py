@@ -162,3 +162,31 @@ def test_fused_lora_gives_the_separate_lora_result_and_restores_the_weights():
             proc.lora_scale = 0.0
     without = prior.predict_noise(latents, t, context, pose, fast=False)
     assert (without - separate).abs().max() > 100 * (fused - separate).abs().max()
+
+
+def test_checkpointed_vae_encoder_gives_the_same_latents_and_gradient():
+    """``prior.vae_checkpoint_blocks``: recomputing the first down blocks in the backward
+    pass changes neither the latents nor the gradient on the render, and stores less."""
+    from gaussianip.prior import tiny
+    from gaussianip.prior.human_prior import VAEMoments
+
+    tiny.seeded(0)
+    vae = tiny.tiny_vae().eval().requires_grad_(False)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    results, saved = [], []
+    for blocks in (0, 2):
+        image = x.clone().requires_grad_(True)
+        sizes: list[int] = []
+
+        def pack(t, sizes=sizes):
+            sizes.append(t.numel())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            moments = VAEMoments(vae, blocks)(image)
+        (moments * torch.linspace(-1, 1, moments.numel()).view_as(moments)).sum().backward()
+        results.append((moments.detach(), image.grad))
+        saved.append(sum(sizes))
+    torch.testing.assert_close(results[1][0], results[0][0], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(results[1][1], results[0][1], atol=1e-6, rtol=1e-5)
+    assert saved[1] < 0.8 * saved[0]

@@ -72,6 +72,9 @@ class PriorConfig:
     # (the same linear maps, up to fp16 rounding; prior/lora_fusion.py). Refinement calls
     # get the original weights and the separate LoRA back.
     fuse_lora: bool = True
+    # Recompute the VAE encoder's first N down blocks in the distillation step's backward
+    # instead of storing their activations (less memory, a little more time; 0: off).
+    vae_checkpoint_blocks: int = 0
 
     def __post_init__(self) -> None:
         from gaussianip.prior.compile import MODES, SCOPES
@@ -85,6 +88,9 @@ class PriorConfig:
         if self.compile_mode == "reduce-overhead" and self.compile_scope != "model":
             raise ConfigError("system.prior.compile_mode=reduce-overhead (CUDA graphs) needs "
                               "system.prior.compile_scope=model.")  # fmt: skip
+        if not 0 <= self.vae_checkpoint_blocks <= 4:
+            raise ConfigError("system.prior.vae_checkpoint_blocks is a number of VAE down blocks, "
+                              f"0 to 4, got {self.vae_checkpoint_blocks}.")  # fmt: skip
         for name in ("controlnet_scale", "id_scale", "shortcut_scale"):
             value = getattr(self, name)
             if not value >= 0:
@@ -133,7 +139,7 @@ class HumanPrior:
                         model.to("cpu")
         self._lora_fusion = LoRAFusion(unet) if adapter is not None and cfg.fuse_lora else None
         # The networks of the distillation step (``fast=True`` calls): compiled or eager.
-        self._vae_moments: torch.nn.Module = VAEMoments(vae)
+        self._vae_moments: torch.nn.Module = VAEMoments(vae, cfg.vae_checkpoint_blocks)
         self._fast_unet, self._fast_controlnet = unet, controlnet
         if cfg.compile and cfg.compile_scope == "model":
             self._vae_moments = compile_model(self._vae_moments, cfg.compile_backend,
@@ -289,16 +295,39 @@ class HumanPrior:
 
 class VAEMoments(torch.nn.Module):
     """The VAE encoder up to its Gaussian's moments [B, 8, H/8, W/8] (``vae.encode``
-    without the distribution object, so that ``torch.compile`` sees tensors only)."""
+    without the distribution object, so that ``torch.compile`` sees tensors only).
 
-    def __init__(self, vae: torch.nn.Module) -> None:
+    ``checkpoint_blocks`` > 0 recomputes the first that many down blocks in the backward
+    pass instead of keeping their activations: at 512 px those full- and half-resolution
+    blocks hold most of the encoder's saved tensors (gigabytes for 4 views)."""
+
+    def __init__(self, vae: torch.nn.Module, checkpoint_blocks: int = 0) -> None:
         super().__init__()
         self.vae = vae
+        self.checkpoint_blocks = checkpoint_blocks
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.vae.encoder(x)
+        if self.checkpoint_blocks and torch.is_grad_enabled():
+            h = self._encoder_checkpointed(x)
+        else:
+            h = self.vae.encoder(x)
         quant_conv = getattr(self.vae, "quant_conv", None)
         return quant_conv(h) if quant_conv is not None else h
+
+    def _encoder_checkpointed(self, x: Tensor) -> Tensor:
+        """diffusers' ``Encoder.forward`` with its first down blocks checkpointed."""
+        from torch.utils.checkpoint import checkpoint
+
+        encoder = self.vae.encoder
+        h = encoder.conv_in(x)
+        for i, block in enumerate(encoder.down_blocks):
+            h = (
+                checkpoint(block, h, use_reentrant=False)
+                if i < self.checkpoint_blocks
+                else block(h)
+            )
+        h = encoder.mid_block(h)
+        return encoder.conv_out(encoder.conv_act(encoder.conv_norm_out(h)))
 
 
 def _tiny_parts(cfg: PriorConfig) -> dict:
