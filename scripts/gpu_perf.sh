@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Performance runs on one GPU, in one command (device tool: carry .whl/ from
 # scripts/build_gpu_wheelhouse.sh). Each step writes its JSON/log into $OUT as it ends.
-#   bash scripts/gpu_perf.sh [STEP ...]     steps: gsplat pose s1cold s1warm s1model full cap
+#   bash scripts/gpu_perf.sh [STEP ...]
+# steps: gsplat pose s1cold s1warm s1model full cap anim repro whole fastwhole
 set -uo pipefail
 out="${OUT:-gpu_out}"
 mkdir -p "$out"
@@ -32,6 +33,12 @@ for step in "${steps[@]}"; do
                   --profile 2 --out "$out/full.json" ${S1_ARGS:-} > "$out/full.log" 2>&1 ;;
         cap) bench $paper --stage1-fraction ${S1_FRACTION:-0.01} --reconstruction-fraction ${R_FRACTION:-0.03} \
                  --memory-cap-gib 8 --out "$out/cap.json" ${S1_ARGS:-} > "$out/cap.log" 2>&1 ;;
+        anim) python3 scripts/bench_animation.py > "$out/anim.json" 2> "$out/anim.log"; cat "$out/anim.json" ;;
+        repro) python3 scripts/gpu_reproducibility.py --device cuda > "$out/repro.log" 2>&1; tail -20 "$out/repro.log" ;;
+        whole) bench $paper --stage1-fraction 1 --reconstruction-fraction 1 --memory-cap-gib 8 \
+                   --out "$out/whole.json" ${S1_ARGS:-} > "$out/whole.log" 2>&1 ;;
+        fastwhole) bench --config configs/bench/fast.yaml --stage1-fraction 1 --reconstruction-fraction 1 \
+                   --memory-cap-gib 8 --out "$out/fastwhole.json" > "$out/fastwhole.log" 2>&1 ;;
         *) echo "unknown step $step" ;;
     esac
     echo "=== $step rc=$? $(( $(date +%s) - t0 )) s"
