@@ -262,11 +262,12 @@ def apply_memory_cap(gib: float | None, device: torch.device) -> float | None:
         return None
     if device.type != "cuda":
         raise ConfigError("--memory-cap-gib needs a CUDA device (--device cuda).")
-    total = torch.cuda.get_device_properties(device).total_memory
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    total = torch.cuda.get_device_properties(index).total_memory
     if not 0 < gib * 2**30 <= total:
         raise ConfigError(f"--memory-cap-gib {gib} is not between 0 and this GPU's "
                           f"{total / 2**30:.1f} GiB.")  # fmt: skip
-    torch.cuda.set_per_process_memory_fraction(gib * 2**30 / total, device)
+    torch.cuda.set_per_process_memory_fraction(gib * 2**30 / total, index)
     return gib
 
 
