@@ -161,10 +161,16 @@ class HumanPrior:
         if cfg.preset == "tiny":
             parts = _tiny_parts(cfg)
         elif cfg.preset == "random":
-            # Random weights drawn where they will live: initialising 1.5 billion
-            # parameters on the CPU took most of the benchmark's 38 s set-up.
-            with torch.device(device):
-                parts = _random_full_parts(cfg)
+            # Random weights drawn where they will live (initialising 1.5 billion
+            # parameters on the CPU took most of the benchmark's 38 s set-up), in their
+            # final precision (full-precision copies would not fit an 8 GB card).
+            default_dtype = torch.get_default_dtype()
+            torch.set_default_dtype(dtype)
+            try:
+                with torch.device(device):
+                    parts = _random_full_parts(cfg)
+            finally:
+                torch.set_default_dtype(default_dtype)
         elif cfg.preset == "full":
             parts = _pretrained_parts(cfg)
         else:
