@@ -38,7 +38,11 @@ for step in "${steps[@]}"; do
         whole) bench $paper --stage1-fraction 1 --reconstruction-fraction 1 --memory-cap-gib 8 \
                    --out "$out/whole.json" ${S1_ARGS:-} > "$out/whole.log" 2>&1 ;;
         fastwhole) bench --config configs/bench/fast.yaml --stage1-fraction 1 --reconstruction-fraction 1 \
-                   --memory-cap-gib 8 --out "$out/fastwhole.json" > "$out/fastwhole.log" 2>&1 ;;
+                   --memory-cap-gib 8 --out "$out/fastwhole.json" ${S1_ARGS:-} > "$out/fastwhole.log" 2>&1 ;;
+        # Caches for the next machine (carry .gpucache): gsplat's build and inductor's kernels.
+        packcache) tar -C / -czf /tmp/caches.tgz root/.cache/torch_extensions "${TORCHINDUCTOR_CACHE_DIR#/}" 2>/dev/null
+                   ls -la /tmp/caches.tgz; split -b 15M /tmp/caches.tgz "$out/cache.tgz." ;;
+        unpackcache) [ -d .gpucache ] && cat .gpucache/cache.tgz.* | tar -C / -xzf - && echo "caches restored" ;;
         *) echo "unknown step $step" ;;
     esac
     echo "=== $step rc=$? $(( $(date +%s) - t0 )) s"
