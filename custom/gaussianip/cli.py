@@ -78,7 +78,9 @@ def _add_animate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", type=Path, help="a finished run (outputs/<name>@<time>)")
     p.add_argument("--motion", required=True, type=Path,
                    help="AMASS-layout .npz, e.g. load/motions/walk.npz")  # fmt: skip
-    p.add_argument("--camera", default="front", choices=("front", "orbit", "follow"))
+    p.add_argument("--camera", default="front", choices=("front", "orbit", "follow"),
+                   help="front: fixed, framing the whole motion; orbit: one turn around it; "
+                        "follow: tracking the body")  # fmt: skip
     p.add_argument("--resolution", type=int, default=512, help="video size in pixels")
     p.add_argument("--fps", type=float, default=30.0, help="video frame rate")
     p.add_argument("--ply-every", type=int, default=0, metavar="N",
