@@ -6,6 +6,7 @@ import torch
 from gaussianip.body import build_body_model
 from gaussianip.data import HumanCameraConfig, HumanCameraSampler
 from gaussianip.engine import Stage1Config, Stage1Trainer
+from gaussianip.errors import ConfigError
 from gaussianip.faces import StandInFaceAnalyser, extract_identity
 from gaussianip.gaussians import GaussianConfig
 from gaussianip.gaussians.init import gaussians_from_body
@@ -83,3 +84,41 @@ def test_stage1_steps_with_the_tiny_prior(prior, identities):
     logs = [trainer.step(i) for i in range(2)]
     assert all(torch.isfinite(torch.tensor(v)) for log in logs for v in log.values())
     assert not torch.equal(model.params["sh0"], before)  # the colours moved
+
+
+@pytest.mark.parametrize("mode", ["hds", "sds"])
+def test_micro_batches_give_the_whole_batch_loss_and_render_gradient(prior, identities, mode):
+    """``micro_batch`` passes views through the VAE and UNet a few at a time (less memory):
+    the loss, its gradient on the renders and the logged norms equal the one-pass ones, and
+    each pass calls the UNet once on its own views."""
+    sampler = HumanCameraSampler(HumanCameraConfig(batch_size=4, height=32, width=32))
+    batch = sampler.sample(1500, torch.Generator().manual_seed(3))
+    pixels = torch.rand(4, 32, 32, 3, generator=torch.Generator().manual_seed(4))
+    results = {}
+    for micro_batch in (0, 1, 3):
+        cfg = HDSGuidanceConfig(resolution=64, micro_batch=micro_batch, mode=mode)
+        guidance = HDSGuidance(prior, cfg, *identities, pose_images=body_pose_images(
+            build_body_model()), generator=torch.Generator().manual_seed(5))  # fmt: skip
+        rows = []
+        hook = prior.unet.register_forward_hook(lambda m, args, kw: rows.append(len(args[0])))
+        rgb = pixels.clone().requires_grad_(True)
+        out = guidance(rgb * 1.0, batch, 1500)  # a graph in front, as a render has
+        (2.0 * out["loss_sds"]).backward()
+        hook.remove()
+        assert rows == {0: [12], 1: [3] * 4, 3: [9, 3]}[micro_batch]  # 3 conditions a view
+        results[micro_batch] = (out, rgb.grad)
+    (one, grad_one) = results[0]
+    assert grad_one.abs().sum() > 0
+    for micro_batch in (1, 3):
+        out, grad = results[micro_batch]
+        torch.testing.assert_close(out["loss_sds"], one["loss_sds"], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(out["grad_norm"], one["grad_norm"], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(out["timestep"], one["timestep"])
+        # float32 convolutions round a little differently at other batch sizes
+        scale = grad_one.abs().max().item()
+        torch.testing.assert_close(grad, grad_one, rtol=0, atol=1e-4 * scale)
+
+
+def test_micro_batch_must_not_be_negative():
+    with pytest.raises(ConfigError, match="micro_batch"):
+        HDSGuidanceConfig(micro_batch=-1)

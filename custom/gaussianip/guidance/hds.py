@@ -80,13 +80,14 @@ def sds_gradient(
     return torch.nan_to_num(weight * (eps_cfg - noise), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def latent_loss_from_gradient(latents: Tensor, grad: Tensor) -> Tensor:
+def latent_loss_from_gradient(latents: Tensor, grad: Tensor, views: int | None = None) -> Tensor:
     """``0.5 * ||z - stopgrad(z - grad)||^2 / B`` for latents z [B, C, h, w].
 
     Its gradient with respect to ``latents`` is ``grad / B``, not ``grad``: each view's
     gradient is averaged over the B views, as in the authors' code (method.md's "so
     d loss / d z = grad" leaves out the 1 / B). Its value is ``0.5 * ||grad||^2 / B``,
-    useful only for logging.
+    useful only for logging. ``views`` overrides B when ``latents`` are a part of a
+    larger batch of views (the parts' losses then add up to the whole batch's).
     """
     target = (latents - grad).detach()
-    return 0.5 * ((latents - target) ** 2).sum() / latents.shape[0]
+    return 0.5 * ((latents - target) ** 2).sum() / (views or latents.shape[0])

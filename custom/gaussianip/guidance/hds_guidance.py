@@ -73,6 +73,11 @@ class HDSGuidanceConfig:
     resolution: int = 512  # renders are resized to this before the VAE
     timestep_schedule: str = "adaptive"
     timestep_schedule_cfg: dict = field(default_factory=dict)
+    # Views per pass through the VAE encoder and the UNet (0: all views in one pass). Each
+    # view's HDS gradient depends on that view alone, so smaller passes give the same
+    # gradient; each pass's backward frees its VAE activations before the next pass, so
+    # the peak memory falls (BENCHMARKS.md: the 8 GB runs).
+    micro_batch: int = 0
 
     def __post_init__(self) -> None:
         check_guidance_config(self)
@@ -113,6 +118,11 @@ def check_guidance_config(cfg: HDSGuidanceConfig) -> None:
         raise ConfigError(
             f"{key}.overhead_threshold is an elevation in [-90, 90] degrees, got "
             f"{cfg.overhead_threshold}."
+        )
+    if cfg.micro_batch < 0:
+        raise ConfigError(
+            f"{key}.micro_batch is a number of views per pass, got {cfg.micro_batch}; "
+            "0 passes all views at once."
         )
     if not 0 <= cfg.repel_threshold <= NUM_TRAIN_TIMESTEPS:
         raise ConfigError(
@@ -205,16 +215,51 @@ class HDSGuidance:
     def __call__(self, rgb: Tensor, batch: dict[str, Any], step: int) -> dict[str, Tensor]:
         cfg, prior = self.cfg, self.prior
         n = rgb.shape[0]
-        with record_function("guidance/vae_encode"):
-            latents = prior.encode_rgb(rgb, cfg.resolution, fast=True)
         t = self.schedule.sample(step, n, generator=self.generator).to(prior.device)
-        noise = torch.randn(latents.shape, generator=self.generator).to(latents)
-        noisy = prior.scheduler.add_noise(latents.detach(), noise, t)
-        pos, neg, null = self.contexts(batch)
+        side = cfg.resolution // 8
+        shape = (n, prior.vae.config.latent_channels, side, side)
+        # Both noises drawn for all views at once, so a run is the same in any micro-batch.
+        posterior_noise = torch.randn(shape, generator=self.generator)
+        noise = torch.randn(shape, generator=self.generator)
+        contexts = self.contexts(batch)
         pose = None
         if self.pose_images is not None:
             with record_function("guidance/pose_images"):
                 pose = self.pose_images(batch, cfg.resolution).to(prior.device)
+        per_pass = cfg.micro_batch or n
+        if per_pass >= n:
+            loss, grad = self._pass(rgb, slice(None), t, posterior_noise, noise, contexts, pose)
+            return {"loss_sds": loss, "grad_norm": grad.norm(), "timestep": t.float().mean()}
+        # Pass by pass, each pass's backward (into a detached copy of the renders) runs
+        # before the next pass's forward; the summed render gradient then flows into the
+        # render's graph through ``through`` when the caller's loss is backpropagated.
+        leaf = rgb.detach().requires_grad_(rgb.requires_grad)
+        loss, sq_norm = torch.zeros((), device=prior.device), torch.zeros((), device=prior.device)
+        for start in range(0, n, per_pass):
+            part = slice(start, start + per_pass)
+            part_loss, grad = self._pass(leaf, part, t, posterior_noise, noise, contexts, pose)
+            if leaf.requires_grad:
+                part_loss.backward()
+            loss, sq_norm = loss + part_loss.detach(), sq_norm + grad.square().sum()
+        if leaf.grad is not None:
+            through = (rgb * leaf.grad).sum()
+            loss = loss + (through - through.detach())
+        return {"loss_sds": loss, "grad_norm": sq_norm.sqrt(), "timestep": t.float().mean()}
+
+    def _pass(self, rgb: Tensor, part: slice, t: Tensor, posterior_noise: Tensor, noise: Tensor,
+              contexts: tuple[Tensor, Tensor, Tensor],
+              pose: Tensor | None) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """The HDS (or SDS) loss of the views ``part`` of ``rgb`` [B, H, W, 3] (divided by
+        the whole batch's B) and their latent gradient [b, 4, h, w]."""
+        cfg, prior = self.cfg, self.prior
+        n, t = rgb.shape[0], t[part]
+        with record_function("guidance/vae_encode"):
+            latents = prior.encode_rgb(rgb[part], cfg.resolution, fast=True,
+                                       noise=posterior_noise[part])  # fmt: skip
+        noise = noise[part].to(latents)
+        noisy = prior.scheduler.add_noise(latents.detach(), noise, t)
+        pos, neg, null = (c[part] for c in contexts)
+        pose = pose[part] if pose is not None else None
         with record_function("guidance/unet_controlnet"):
             eps = prior.predict_noise(
                 torch.cat([noisy] * 3), torch.cat([t] * 3), torch.cat([pos, neg, null]),
@@ -228,8 +273,4 @@ class HDSGuidance:
         else:
             grad = sds_gradient(eps_pos, eps_null, noise.float(), t, ac, cfg.guidance_scale,
                                 cfg.guidance_rescale)  # fmt: skip
-        return {
-            "loss_sds": latent_loss_from_gradient(latents.float(), grad),
-            "grad_norm": grad.norm(),
-            "timestep": t.float().mean(),
-        }
+        return latent_loss_from_gradient(latents.float(), grad, views=n), grad

@@ -235,10 +235,12 @@ class HumanPrior:
 
     # ------------------------------------------------------------------ images and noise
     def encode_rgb(self, rgb: Tensor, resolution: int, sample: bool = True, fast: bool = False,
-                   generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
+                   generator: torch.Generator | None = None,
+                   noise: Tensor | None = None) -> Tensor:  # fmt: skip
         """Latents [B, 4, r/8, r/8] of renders ``rgb`` [B, H, W, 3] in [0, 1], with
         gradient (the render is resized to ``resolution`` first). ``sample=True`` draws
-        from the VAE posterior (with ``generator`` when given, so runs are reproducible),
+        from the VAE posterior (with ``generator`` when given, so runs are reproducible;
+        or ``mean + std * noise`` with a given standard-normal ``noise`` [B, 4, r/8, r/8]),
         ``sample=False`` takes its mean; ``fast=True`` runs the distillation step's
         (possibly compiled) encoder."""
         x = rgb.permute(0, 3, 1, 2)
@@ -251,7 +253,10 @@ class HumanPrior:
         with distillation_fast_path() if fast else contextlib.nullcontext():
             moments = encode(x)
         posterior = DiagonalGaussianDistribution(moments)
-        latents = posterior.sample(generator) if sample else posterior.mean
+        if sample and noise is not None:
+            latents = posterior.mean + posterior.std * noise.to(posterior.mean)
+        else:
+            latents = posterior.sample(generator) if sample else posterior.mean
         return latents * self.vae.config.scaling_factor
 
     @torch.no_grad()
