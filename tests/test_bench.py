@@ -28,6 +28,11 @@ def test_bench_reports_every_phase_and_the_profile():
     assert s1["full_seconds_is"] == "projected"
     assert abs(s1["full_seconds"] - s1["ms_per_step"] * 8 / 1000) < 0.01
     assert phases["reconstruction"]["full_steps"] == 4
+    rec = phases["reconstruction"]  # 2 of 4 steps: the first (set-up) untimed, 1 timed
+    assert rec["measured_steps"] == 1 and rec["untimed_steps"] == 1
+    setup = result["setup"]
+    assert setup["first_step_seconds"] > 0 and setup["reconstruction_first_step_seconds"] > 0
+    assert setup["allocated_after_build_gib"] is None  # CUDA only
     total = sum(p["full_seconds"] for p in phases.values())
     assert abs(result["whole_method_seconds"] - total) < 0.2
     assert result["whole_method_is"] == "projected"
