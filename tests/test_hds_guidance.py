@@ -100,7 +100,7 @@ def test_micro_batches_give_the_whole_batch_loss_and_render_gradient(prior, iden
         guidance = HDSGuidance(prior, cfg, *identities, pose_images=body_pose_images(
             build_body_model()), generator=torch.Generator().manual_seed(5))  # fmt: skip
         rows = []
-        hook = prior.unet.register_forward_hook(lambda m, args, kw: rows.append(len(args[0])))
+        hook = prior.unet.register_forward_hook(lambda m, a, out, rows=rows: rows.append(len(a[0])))
         rgb = pixels.clone().requires_grad_(True)
         out = guidance(rgb * 1.0, batch, 1500)  # a graph in front, as a render has
         (2.0 * out["loss_sds"]).backward()
