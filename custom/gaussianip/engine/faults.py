@@ -59,8 +59,10 @@ def out_of_memory_message(settings_hint: str) -> str:
 
 
 OOM_HINT = (
-    "data.batch_size (stage 1, default 4), system.guidance.resolution (512), "
-    "system.geometry.gaussians.init_num_points (100000), system.vcr.chunk_size (views per "
-    "refinement call, default 8), system.reconstruction.batch_size (8), "
-    "system.reconstruction.lpips_resolution (e.g. 512: LPIPS on downsized views)"
+    "with the same results, system.guidance.micro_batch=1 (views per pass through the VAE "
+    "and UNet, default 2) and system.vcr.chunk_size=2 (views per refinement call, default 4); "
+    "changing the method, data.batch_size (stage 1, default 4), system.guidance.resolution "
+    "(512), system.geometry.gaussians.init_num_points (100000), "
+    "system.reconstruction.batch_size (8), system.reconstruction.lpips_resolution (e.g. 512: "
+    "LPIPS on downsized views)"
 )
