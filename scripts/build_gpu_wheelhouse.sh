@@ -3,7 +3,8 @@
 # `carry`. The GPU image (Python 3.12, x86-64) already has torch, numpy, scipy, pillow,
 # imageio, pytorch-lightning, safetensors, jaxtyping, ninja; these are the rest, at the
 # versions our pyproject pins. imageio-ffmpeg (the videos of `gaussianip run`) at 0.7.0: its
-# manylinux2014 wheel, ffmpeg included, is 30 MB, where 0.8's is 68 MB, too large to carry. Run from the repository root:
+# manylinux2014 wheel, ffmpeg included, is 30 MB, where 0.8's is 68 MB, too large to carry.
+# Run from the repository root:
 #     bash scripts/build_gpu_wheelhouse.sh
 # then, on the GPU machine:
 #     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
