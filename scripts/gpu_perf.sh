@@ -2,7 +2,7 @@
 # Performance runs on one GPU, in one command (device tool: carry .whl/ from
 # scripts/build_gpu_wheelhouse.sh). Each step writes its JSON/log into $OUT as it ends.
 #   bash scripts/gpu_perf.sh [STEP ...]
-# steps: gsplat pose s1cold s1warm s1model full cap anim repro whole fastwhole
+# steps: gsplat pose s1cold s1warm s1model full cap anim repro whole fastwhole runwall
 set -uo pipefail
 out="${OUT:-gpu_out}"
 mkdir -p "$out"
@@ -39,6 +39,11 @@ for step in "${steps[@]}"; do
                    --out "$out/whole.json" ${S1_ARGS:-} > "$out/whole.log" 2>&1 ;;
         fastwhole) bench --config configs/bench/fast.yaml --stage1-fraction 1 --reconstruction-fraction 1 \
                    --memory-cap-gib 8 --out "$out/fastwhole.json" ${S1_ARGS:-} > "$out/fastwhole.log" 2>&1 ;;
+        # What a user feels: `gaussianip run` from the command to its summary line (the
+        # paper preset with the random-weight prior; run it warm, after `full` or `whole`).
+        runwall) python3 -m gaussianip run --config "${PAPER_CONFIG:-configs/bench/paper.yaml}" \
+                     --device cuda --out /tmp/gaussianip-runwall ${S1_ARGS:-} > "$out/runwall.log" 2>&1
+                 tail -c 400 "$out/runwall.log" ;;
         # Caches for the next machine (carry .gpucache): gsplat's build and inductor's kernels.
         packcache) tar -C / -czf /tmp/caches.tgz root/.cache/torch_extensions "${TORCHINDUCTOR_CACHE_DIR#/}" 2>/dev/null
                    ls -la /tmp/caches.tgz; split -b 15M /tmp/caches.tgz "$out/cache.tgz." ;;
