@@ -4,7 +4,12 @@ import pytest
 import torch
 
 import gaussianip
-from gaussianip.guidance import hds_gradient, latent_loss_from_gradient, sds_gradient
+from gaussianip.guidance import (
+    clip_latent_rows,
+    hds_gradient,
+    latent_loss_from_gradient,
+    sds_gradient,
+)
 
 
 def _alphas_cumprod() -> torch.Tensor:
@@ -134,3 +139,22 @@ def test_latent_loss_does_not_backpropagate_into_grad():
     grad = torch.randn(2, 4, 8, 8, requires_grad=True)
     latent_loss_from_gradient(z, grad).backward()
     assert grad.grad is None
+
+
+def test_clip_latent_rows_caps_each_rows_norm_over_the_width():
+    """The reference's grad_clip_pixel: per (view, channel, row), the norm over the last
+    axis is at most the threshold, long rows keep their direction, short rows are kept."""
+    grad = torch.randn(2, 4, 8, 64, generator=torch.Generator().manual_seed(0))
+    grad[0, 0, 0] *= 0.01  # a short row (norm about 0.08)
+    clipped = clip_latent_rows(grad, threshold=1.0)
+    norms = clipped.norm(dim=-1)
+    assert norms.max() <= 1.0 + 1e-5
+    long_rows = grad.norm(dim=-1) > 1.0
+    assert long_rows.sum() > 60  # a random row of 64 values has norm about 8
+    torch.testing.assert_close(norms[long_rows], torch.ones_like(norms[long_rows]))
+    cos = torch.nn.functional.cosine_similarity(clipped, grad, dim=-1)
+    torch.testing.assert_close(cos, torch.ones_like(cos))
+    torch.testing.assert_close(clipped[0, 0, 0], grad[0, 0, 0], rtol=1e-5, atol=0)
+    # a larger threshold clips fewer rows; rows are independent of each other
+    torch.testing.assert_close(clip_latent_rows(grad[1:], 1.0), clipped[1:])
+    assert (clip_latent_rows(grad, 100.0) - grad).abs().max() < 1e-6

@@ -1,6 +1,11 @@
 """Distillation guidance: the HDS gradient and timestep schedules."""
 
-from gaussianip.guidance.hds import hds_gradient, latent_loss_from_gradient, sds_gradient
+from gaussianip.guidance.hds import (
+    clip_latent_rows,
+    hds_gradient,
+    latent_loss_from_gradient,
+    sds_gradient,
+)
 from gaussianip.guidance.schedule import (
     AdaptiveScheduleConfig,
     AdaptiveTimestepSchedule,
@@ -17,6 +22,7 @@ __all__ = [
     "TimestepSchedule",
     "UniformSchedule",
     "build_timestep_schedule",
+    "clip_latent_rows",
     "hds_gradient",
     "latent_loss_from_gradient",
     "sds_gradient",

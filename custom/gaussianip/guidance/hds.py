@@ -80,6 +80,15 @@ def sds_gradient(
     return torch.nan_to_num(weight * (eps_cfg - noise), nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def clip_latent_rows(grad: Tensor, threshold: float = 1.0) -> Tensor:
+    """The reference implementation's ``grad_clip_pixel``: the gradient on the latents
+    [B, C, h, w] rescaled row by row so that each row's norm over the last (width) axis is
+    at most ``threshold``; rows already shorter stay as they are. Same shape, same
+    directions."""
+    norm = grad.norm(dim=-1, keepdim=True) + 1e-8
+    return grad * (norm.clamp(max=threshold) / norm)
+
+
 def latent_loss_from_gradient(latents: Tensor, grad: Tensor, views: int | None = None) -> Tensor:
     """``0.5 * ||z - stopgrad(z - grad)||^2 / B`` for latents z [B, C, h, w].
 

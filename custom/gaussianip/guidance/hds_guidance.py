@@ -3,7 +3,8 @@
 Text embeddings and identity tokens are computed once. Each call encodes the renders with
 the VAE (with gradient), draws timesteps from the adaptive schedule, runs the UNet and
 ControlNet once on the 3B batch [positive; negative; null] (no gradient) and returns the
-HDS loss whose gradient on the latents is the HDS gradient (method.md, "Stage 1").
+HDS loss whose gradient on the latents is the HDS gradient (method.md, "Stage 1"), each
+latent row clipped as the reference implementation does (``grad_clip_pixel``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from gaussianip.config import parse_config
 from gaussianip.data.human_cameras import ViewKind
 from gaussianip.errors import ConfigError
 from gaussianip.faces import Identity
-from gaussianip.guidance.hds import hds_gradient, latent_loss_from_gradient, sds_gradient
+from gaussianip.guidance.hds import (
+    clip_latent_rows,
+    hds_gradient,
+    latent_loss_from_gradient,
+    sds_gradient,
+)
 from gaussianip.guidance.schedule import NUM_TRAIN_TIMESTEPS, SCHEDULES, build_timestep_schedule
 from gaussianip.prior.human_prior import HumanPrior
 
@@ -50,9 +56,12 @@ def body_pose_images(body: BodyModel) -> Callable[[dict[str, Any], int], Tensor]
 @dataclass
 class HDSGuidanceConfig:
     prompt: str = "a photo of a person"
+    # The reference implementation's distillation negative prompt (the refinement has its
+    # own, shorter one: system.vcr.negative_prompt).
     negative_prompt: str = (
-        "blurry face, bad face, poorly drawn face, duplicate face, extra fingers, blurry, "
-        "fused fingers"
+        "cloned face, multi face, bad face, poorly drawn face, duplicate face, cropped, out of "
+        "frame, extra fingers, deformed, blurry, bad proportions, disfigured, fused fingers, "
+        "long neck"
     )
     view_suffixes: dict[str, str] = field(
         default_factory=lambda: {
@@ -68,6 +77,10 @@ class HDSGuidanceConfig:
     overhead_threshold: float = 60.0  # elevation above which a view is overhead
     guidance_scale: float = 7.5
     repel_threshold: int = 170
+    # The reference's grad_clip_pixel (HDS only): each latent row's gradient norm, over the
+    # row's width, clipped at grad_clip_threshold (guidance/hds.py, clip_latent_rows).
+    grad_clip_pixel: bool = True
+    grad_clip_threshold: float = 1.0
     mode: str = "hds"  # "hds" or "sds" (ablation)
     guidance_rescale: float = 0.0  # SDS only
     resolution: int = 512  # renders are resized to this before the VAE
@@ -118,6 +131,12 @@ def check_guidance_config(cfg: HDSGuidanceConfig) -> None:
         raise ConfigError(
             f"{key}.overhead_threshold is an elevation in [-90, 90] degrees, got "
             f"{cfg.overhead_threshold}."
+        )
+    if not (math.isfinite(cfg.grad_clip_threshold) and cfg.grad_clip_threshold > 0):
+        raise ConfigError(
+            f"{key}.grad_clip_threshold must be a finite number > 0, got "
+            f"{cfg.grad_clip_threshold}; the reference uses 1.0 (grad_clip_pixel=false: no "
+            "clipping)."
         )
     if cfg.micro_batch < 0:
         raise ConfigError(
@@ -270,6 +289,8 @@ class HDSGuidance:
         if cfg.mode == "hds":
             grad = hds_gradient(eps_pos, eps_neg, eps_null, t, ac, cfg.guidance_scale,
                                 cfg.repel_threshold)  # fmt: skip
+            if cfg.grad_clip_pixel:
+                grad = clip_latent_rows(grad, cfg.grad_clip_threshold)
         else:
             grad = sds_gradient(eps_pos, eps_null, noise.float(), t, ac, cfg.guidance_scale,
                                 cfg.guidance_rescale)  # fmt: skip
