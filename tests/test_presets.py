@@ -168,7 +168,7 @@ def test_distillation_ablations_run_on_the_tiny_prior(name, mode, schedule, tmp_
         assert all(torch.isfinite(torch.as_tensor(v)).all() for v in logs.values()), logs
         seen.append(timesteps.sample(step, 64, torch.Generator().manual_seed(0)))
     views, per_pass = settings.data.batch_size, settings.guidance.micro_batch
-    calls = 2 * (views // per_pass if per_pass else 1)  # 2 steps, one gradient a pass
+    calls = 2 * (-(-views // per_pass) if per_pass else 1)  # 2 steps, one gradient a pass
     assert (len(hds_calls), len(sds_calls)) == ((calls, 0) if mode == "hds" else (0, calls))
     t = torch.cat(seen)
     if schedule == "UniformSchedule":  # t over [20, 980) at every step
