@@ -67,6 +67,15 @@ def test_a_bad_device_fails_before_any_folder(monkeypatch, capsys, tmp_path, com
     assert not out.exists()
 
 
+def test_a_memory_cap_needs_a_gpu_and_fails_before_any_folder(capsys, tmp_path):
+    out = tmp_path / "out"
+    args = ["run", "--config", "gaussianip-tiny.yaml", "--out", str(out), "--device", "cpu"]
+    assert cli.main([*args, "--memory-cap-gib", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "--memory-cap-gib needs a CUDA device (--device cuda)" in err
+    assert "Traceback" not in err and not out.exists()
+
+
 def test_preview_out_that_is_a_file(capsys, tmp_path):
     file = tmp_path / "notes.txt"
     file.write_text("mine")

@@ -47,6 +47,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="continue an earlier run's folder (outputs/<name>@<time>)")  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--out", default=None, help="output root (default: the config's exp_root_dir)")
+    p.add_argument("--memory-cap-gib", type=float, default=None, metavar="GIB",
+                   help="hard cap on GPU memory, as on a card of that size (an allocation "
+                        "beyond it fails): proves a run fits a smaller GPU")  # fmt: skip
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     _add_verbose(p)
 
@@ -152,6 +155,12 @@ def _run(args: argparse.Namespace) -> None:
     from gaussianip.errors import ConfigError
 
     check_device(args.device)  # before any folder is made
+    if args.memory_cap_gib is not None:
+        import torch
+
+        from gaussianip.engine.bench import apply_memory_cap
+
+        apply_memory_cap(args.memory_cap_gib, torch.device(args.device))
     if args.resume is not None:
         if args.config is not None or args.overrides:
             raise ConfigError("--resume continues a run with its own config: drop --config "
