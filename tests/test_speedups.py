@@ -71,6 +71,12 @@ def test_compiled_distillation_path_matches_the_eager_one(scope):
         torch.testing.assert_close(compiled, plain, atol=1e-5, rtol=1e-4)
     if scope == "model":
         assert fast._fast_unet is not fast.unet  # the compiled module is only on the fast path
+        assert not fast.cuda_graphs  # reduce-overhead is off, and this is the CPU
+        # After stage 1 the compiled networks are dropped; the fast path is eager again.
+        fast.release_fast_path()
+        assert fast._fast_unet is fast.unet and fast._fast_controlnet is fast.controlnet
+        eps = fast.predict_noise(results[1][0], t, context, pose, fast=True)
+        torch.testing.assert_close(eps, results[0][1], atol=1e-5, rtol=1e-4)
         return
     # By block: the blocks are patched in place, and only the fast path runs them compiled.
     import torch._dynamo as dynamo

@@ -150,6 +150,7 @@ class GaussianIPPipeline:
             self.metrics.setdefault("skipped", {})["stage1"] = self.stage1.guard.skipped
         self.stage1 = None  # optimisers, densification state
         self.guidance = None  # stage-1 conditions; the prior itself is shared with VCR
+        self.prior.release_fast_path()  # compiled graphs and CUDA-graph memory: stage 1 only
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 

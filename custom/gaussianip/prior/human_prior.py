@@ -142,8 +142,10 @@ class HumanPrior:
         self._vae_moments: torch.nn.Module = VAEMoments(vae, cfg.vae_checkpoint_blocks)
         self._fast_unet, self._fast_controlnet = unet, controlnet
         if cfg.compile and cfg.compile_scope == "model":
-            self._vae_moments = compile_model(self._vae_moments, cfg.compile_backend,
-                                              cfg.compile_mode)  # fmt: skip
+            # The encoder's forward and backward keep the GPU busy (BENCHMARKS.md): CUDA
+            # graphs would only add a memory pool there, so it takes the default mode.
+            vae_mode = "default" if cfg.compile_mode == "reduce-overhead" else cfg.compile_mode
+            self._vae_moments = compile_model(self._vae_moments, cfg.compile_backend, vae_mode)
             self._fast_unet = compile_model(unet, cfg.compile_backend, cfg.compile_mode)
             if controlnet is not None:
                 self._fast_controlnet = compile_model(controlnet, cfg.compile_backend,
@@ -279,6 +281,10 @@ class HumanPrior:
             self._lora_fusion.fuse()
         elif self._lora_fusion is not None:  # separate for refinement (processors swapped)
             self._lora_fusion.unfuse()
+        if fast and self.cuda_graphs:
+            # Each call is a new step for the replayed graphs: the previous call's outputs
+            # were already copied out (``.float()``) by the caller.
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.no_grad(), distillation_fast_path() if fast else contextlib.nullcontext():
             residuals: dict[str, object] = {}
             if controlnet is not None and pose is not None:
@@ -293,6 +299,25 @@ class HumanPrior:
                 residuals = {"down_block_additional_residuals": down,
                              "mid_block_additional_residual": mid}  # fmt: skip
             return unet(latents, t, encoder_hidden_states=context, **residuals).sample
+
+    @property
+    def cuda_graphs(self) -> bool:
+        """True when the distillation step's UNet and ControlNet replay CUDA graphs."""
+        cfg = self.cfg
+        return (cfg.compile and cfg.compile_mode == "reduce-overhead"
+                and cfg.compile_backend == "inductor" and self.device.type == "cuda")  # fmt: skip
+
+    def release_fast_path(self) -> None:
+        """Drop the distillation step's compiled networks (stage 1 is over): the eager
+        modules stay for refinement, and the CUDA graphs' memory pool is freed for it."""
+        self._vae_moments = VAEMoments(self.vae, self.cfg.vae_checkpoint_blocks)
+        self._fast_unet, self._fast_controlnet = self.unet, self.controlnet
+        if self.cuda_graphs:
+            from torch._inductor import cudagraph_trees
+
+            cudagraph_trees.reset_cudagraph_trees()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def offload(self) -> None:
         """Move every network to the CPU (after refinement, reconstruction needs none)."""
