@@ -3,6 +3,7 @@
 # scripts/build_gpu_wheelhouse.sh). Each step writes its JSON/log into $OUT as it ends.
 #   bash scripts/gpu_perf.sh [STEP ...]
 # steps: gsplat pose s1cold s1warm s1model full cap anim repro whole fastwhole runwall
+#        networks onepass onepasswhole
 set -uo pipefail
 out="${OUT:-gpu_out}"
 mkdir -p "$out"
@@ -42,8 +43,18 @@ for step in "${steps[@]}"; do
         # What a user feels: `gaussianip run` from the command to its summary line (the
         # paper preset with the random-weight prior; run it warm, after `full` or `whole`).
         runwall) python3 -m gaussianip run --config "${PAPER_CONFIG:-configs/bench/paper.yaml}" \
-                     --device cuda --out /tmp/gaussianip-runwall ${S1_ARGS:-} > "$out/runwall.log" 2>&1
+                     --device cuda --memory-cap-gib 8 --out /tmp/gaussianip-runwall ${S1_ARGS:-} > "$out/runwall.log" 2>&1
+                 cp /tmp/gaussianip-runwall/*/save/metrics.json "$out/runwall_metrics.json" 2>/dev/null
                  tail -c 400 "$out/runwall.log" ;;
+        # The stage-1 networks alone, switch by switch (eager / compiled / CUDA graphs / FP8).
+        networks) timeout 400 python3 scripts/bench_networks.py --variants ${NET_VARIANTS:-eager,compile,rows12} \
+                      > "$out/networks.jsonl" 2> "$out/networks.log"; cat "$out/networks.jsonl" ;;
+        # The round-3 candidate (configs/bench/onepass.yaml) under the 8 GiB cap, cold.
+        onepass) rm -rf "$TORCHINDUCTOR_CACHE_DIR"
+                 bench --config configs/bench/onepass.yaml --stage1-fraction 0.005 --reconstruction-fraction 0.01 \
+                     --memory-cap-gib 8 --profile 2 --out "$out/onepass.json" ${S1_ARGS:-} > "$out/onepass.log" 2>&1 ;;
+        onepasswhole) bench --config configs/bench/onepass.yaml --stage1-fraction 1 --reconstruction-fraction 1 \
+                          --memory-cap-gib 8 --out "$out/onepasswhole.json" ${S1_ARGS:-} > "$out/onepasswhole.log" 2>&1 ;;
         # Caches for the next machine (carry .gpucache): gsplat's build and inductor's kernels.
         packcache) tar -C / -czf /tmp/caches.tgz root/.cache/torch_extensions "${TORCHINDUCTOR_CACHE_DIR#/}" 2>/dev/null
                    ls -la /tmp/caches.tgz; split -b 15M /tmp/caches.tgz "$out/cache.tgz." ;;

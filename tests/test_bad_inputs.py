@@ -84,6 +84,7 @@ BAD_OVERRIDES = [
     ("system.geometry.densify.refine_every=0", "got 0"),
     ("system.geometry.densify.refine_every=often", "'often'"),
     ("system.prior.id_scale=-0.5", "got -0.5"),
+    ("system.prior.compile_networks=[vae,text]", "'text'"),
     ("data.eval_fovy=200", "got 200.0"),
     ("seed=abc", "'abc'"),
 ]

@@ -59,6 +59,10 @@ def test_presets_load_from_any_folder(tmp_path, monkeypatch):
     fast = load_run_config("configs/bench/fast.yaml", [])
     assert fast.system.stage1.steps == 1200 and fast.system.prior.preset == "random"
     assert load_run_config("configs/test/tiny.yaml", []).system.prior.preset == "tiny"
+    onepass = parse_run_config(load_run_config("configs/bench/onepass.yaml", []))
+    assert onepass.guidance.micro_batch == 0 and onepass.prior.vae_checkpoint_blocks == 2
+    assert onepass.prior.compile_networks == ["vae", "unet", "controlnet"]
+    assert onepass.stage1.steps == 2400 and onepass.prior.preset == "random"
 
 
 def test_bench_defaults_to_the_paper_preset():

@@ -92,6 +92,36 @@ def test_compiled_distillation_path_matches_the_eager_one(scope):
     assert counters["stats"]["calls_captured"] > 0
 
 
+def test_compiling_the_vae_alone_keeps_the_unet_eager_and_the_results():
+    """``prior.compile_networks=[vae]``: only the VAE encoder (with its checkpointed first
+    blocks, ``vae_checkpoint_blocks``) is compiled; the UNet and ControlNet stay eager on the
+    fast path, and latents, their input gradient and the noise prediction are unchanged."""
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    from gaussianip.prior.human_prior import HumanPrior, PriorConfig
+
+    eager = HumanPrior.build(PriorConfig(preset="tiny"))
+    cfg = PriorConfig(preset="tiny", compile=True, compile_backend="aot_eager",
+                      compile_networks=["vae"], vae_checkpoint_blocks=1)  # fmt: skip
+    fast = HumanPrior.build(cfg)
+    assert isinstance(fast._vae_moments, OptimizedModule)
+    assert fast._fast_unet is fast.unet and fast._fast_controlnet is fast.controlnet
+    gen = torch.Generator().manual_seed(5)
+    rgb = torch.rand(2, 32, 32, 3, generator=gen)
+    t = torch.tensor([700, 30])
+    context = torch.randn(2, 77 + 4, eager.unet.config.cross_attention_dim, generator=gen)
+    pose = torch.rand(2, 3, 32, 32, generator=gen)
+    results = []
+    for prior, use_fast in ((eager, False), (fast, True)):
+        image = rgb.clone().requires_grad_(True)
+        latents = prior.encode_rgb(image, 32, sample=False, fast=use_fast)
+        eps = prior.predict_noise(latents.detach(), t, context, pose, fast=use_fast)
+        (latents * eps).sum().backward()
+        results.append((latents.detach(), eps, image.grad))
+    for plain, compiled in zip(results[0], results[1], strict=True):
+        torch.testing.assert_close(compiled, plain, atol=1e-5, rtol=1e-4)
+
+
 def test_offloaded_encoders_give_the_same_conditions():
     """``prior.offload_encoders`` moves the text/image encoders only on CUDA; on any
     device the conditions equal those of a prior that keeps them in place."""

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 SCOPES = ("model", "blocks")
+NETWORKS = ("vae", "unet", "controlnet")  # the distillation step's frozen networks
 MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 # The blocks that repeat inside the SD 1.5 UNet, ControlNet and VAE encoder.
 REPEATED_BLOCKS = ("ResnetBlock2D", "Transformer2DModel", "Downsample2D", "Upsample2D")

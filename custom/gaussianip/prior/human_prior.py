@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import Tensor
 
 from gaussianip.errors import ConfigError
-from gaussianip.prior.compile import compile_blocks, compile_model, distillation_fast_path
+from gaussianip.prior.compile import NETWORKS, compile_blocks, compile_model, distillation_fast_path
 from gaussianip.prior.ip_adapter import FaceIDAdapter
 from gaussianip.prior.lora_fusion import LoRAFusion
 from gaussianip.prior.prompt_length import PromptLengthCheck
@@ -54,6 +54,10 @@ class PriorConfig:
     # encoder with its backward). Refinement keeps the eager modules: it swaps attention
     # processors and changes shapes, which would only trigger recompilation.
     compile: bool = False
+    # Which of them ("vae", "unet", "controlnet"). At 2 views a pass the compiled UNet and
+    # ControlNet are barely faster than eager (their many small kernels wait on the CPU)
+    # but cost most of the compilation (BENCHMARKS.md, round 3).
+    compile_networks: list[str] = field(default_factory=lambda: list(NETWORKS))
     compile_backend: str = "inductor"  # "aot_eager" compiles fast (tests), no fusion
     # "model": each network as one graph (faster steps); "blocks": its repeated blocks, one
     # graph per block class and shape (prior/compile.py; BENCHMARKS.md has both).
@@ -85,6 +89,11 @@ class PriorConfig:
         if self.compile_mode not in MODES:
             raise ConfigError(f"system.prior.compile_mode='{self.compile_mode}' is unknown; use "
                               f"one of {', '.join(MODES)}.")  # fmt: skip
+        unknown = [n for n in self.compile_networks if n not in NETWORKS]
+        if unknown:
+            names = ", ".join(map(repr, unknown))
+            raise ConfigError(f"system.prior.compile_networks names {names}; use a list of "
+                              f"{', '.join(NETWORKS)}, e.g. [vae].")  # fmt: skip
         if self.compile_mode == "reduce-overhead" and self.compile_scope != "model":
             raise ConfigError("system.prior.compile_mode=reduce-overhead (CUDA graphs) needs "
                               "system.prior.compile_scope=model.")  # fmt: skip
@@ -141,18 +150,21 @@ class HumanPrior:
         # The networks of the distillation step (``fast=True`` calls): compiled or eager.
         self._vae_moments: torch.nn.Module = VAEMoments(vae, cfg.vae_checkpoint_blocks)
         self._fast_unet, self._fast_controlnet = unet, controlnet
-        if cfg.compile and cfg.compile_scope == "model":
-            # The encoder's forward and backward keep the GPU busy (BENCHMARKS.md): CUDA
-            # graphs would only add a memory pool there, so it takes the default mode.
-            vae_mode = "default" if cfg.compile_mode == "reduce-overhead" else cfg.compile_mode
-            self._vae_moments = compile_model(self._vae_moments, cfg.compile_backend, vae_mode)
-            self._fast_unet = compile_model(unet, cfg.compile_backend, cfg.compile_mode)
-            if controlnet is not None:
+        chosen = set(cfg.compile_networks) if cfg.compile else set()
+        if chosen and cfg.compile_scope == "model":
+            if "vae" in chosen:
+                # The encoder's forward and backward keep the GPU busy (BENCHMARKS.md): CUDA
+                # graphs would only add a memory pool there, so it takes the default mode.
+                mode = "default" if cfg.compile_mode == "reduce-overhead" else cfg.compile_mode
+                self._vae_moments = compile_model(self._vae_moments, cfg.compile_backend, mode)
+            if "unet" in chosen:
+                self._fast_unet = compile_model(unet, cfg.compile_backend, cfg.compile_mode)
+            if "controlnet" in chosen and controlnet is not None:
                 self._fast_controlnet = compile_model(controlnet, cfg.compile_backend,
                                                       cfg.compile_mode)  # fmt: skip
-        elif cfg.compile:  # the blocks, compiled in place, taken on the fast path only
-            for model in (vae.encoder, unet, controlnet):
-                if model is not None:
+        elif chosen:  # the blocks, compiled in place, taken on the fast path only
+            for name, model in (("vae", vae.encoder), ("unet", unet), ("controlnet", controlnet)):
+                if name in chosen and model is not None:
                     compile_blocks(model, cfg.compile_backend, cfg.compile_mode)
 
     # ------------------------------------------------------------------ building
@@ -305,7 +317,8 @@ class HumanPrior:
         """True when the distillation step's UNet and ControlNet replay CUDA graphs."""
         cfg = self.cfg
         return (cfg.compile and cfg.compile_mode == "reduce-overhead"
-                and cfg.compile_backend == "inductor" and self.device.type == "cuda")  # fmt: skip
+                and cfg.compile_backend == "inductor" and self.device.type == "cuda"
+                and bool({"unet", "controlnet"} & set(cfg.compile_networks)))  # fmt: skip
 
     def release_fast_path(self) -> None:
         """Drop the distillation step's compiled networks (stage 1 is over): the eager
