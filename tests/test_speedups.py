@@ -44,20 +44,12 @@ def test_channels_last_vae_encoding_matches(monkeypatch):
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("scope", ["model", "blocks"])
-def test_compiled_distillation_path_matches_the_eager_one(scope):
-    """``prior.compile``: the distillation step's UNet, ControlNet and VAE encoder (with
-    its backward) give the eager results, compiled whole or by block. ``aot_eager`` traces
-    the same graphs as the GPU's inductor backend without generating kernels, so the test
-    stays fast on a CPU."""
-    from gaussianip.prior.human_prior import HumanPrior, PriorConfig
-
-    eager = HumanPrior.build(PriorConfig(preset="tiny"))
-    fast = HumanPrior.build(PriorConfig(preset="tiny", compile=True, compile_backend="aot_eager",
-                                        compile_scope=scope))  # fmt: skip
-    gen = torch.Generator().manual_seed(4)
+def _eager_and_fast(eager, fast, t, seed):
+    """Latents, noise prediction and render gradient of the same inputs through ``eager``'s
+    plain path and ``fast``'s distillation path, checked equal; returns both results and
+    the (context, pose) used."""
+    gen = torch.Generator().manual_seed(seed)
     rgb = torch.rand(2, 32, 32, 3, generator=gen)
-    t = torch.tensor([500, 20])
     context = torch.randn(2, 77 + 4, eager.unet.config.cross_attention_dim, generator=gen)
     pose = torch.rand(2, 3, 32, 32, generator=gen)
     results = []
@@ -69,6 +61,22 @@ def test_compiled_distillation_path_matches_the_eager_one(scope):
         results.append((latents.detach(), eps, image.grad))
     for plain, compiled in zip(results[0], results[1], strict=True):
         torch.testing.assert_close(compiled, plain, atol=1e-5, rtol=1e-4)
+    return results, (context, pose)
+
+
+@pytest.mark.parametrize("scope", ["model", "blocks"])
+def test_compiled_distillation_path_matches_the_eager_one(scope):
+    """``prior.compile``: the distillation step's UNet, ControlNet and VAE encoder (with
+    its backward) give the eager results, compiled whole or by block. ``aot_eager`` traces
+    the same graphs as the GPU's inductor backend without generating kernels, so the test
+    stays fast on a CPU."""
+    from gaussianip.prior.human_prior import HumanPrior, PriorConfig
+
+    eager = HumanPrior.build(PriorConfig(preset="tiny"))
+    fast = HumanPrior.build(PriorConfig(preset="tiny", compile=True, compile_backend="aot_eager",
+                                        compile_scope=scope))  # fmt: skip
+    t = torch.tensor([500, 20])
+    results, (context, pose) = _eager_and_fast(eager, fast, t, seed=4)
     if scope == "model":
         assert fast._fast_unet is not fast.unet  # the compiled module is only on the fast path
         assert not fast.cuda_graphs  # reduce-overhead is off, and this is the CPU
@@ -106,20 +114,7 @@ def test_compiling_the_vae_alone_keeps_the_unet_eager_and_the_results():
     fast = HumanPrior.build(cfg)
     assert isinstance(fast._vae_moments, OptimizedModule)
     assert fast._fast_unet is fast.unet and fast._fast_controlnet is fast.controlnet
-    gen = torch.Generator().manual_seed(5)
-    rgb = torch.rand(2, 32, 32, 3, generator=gen)
-    t = torch.tensor([700, 30])
-    context = torch.randn(2, 77 + 4, eager.unet.config.cross_attention_dim, generator=gen)
-    pose = torch.rand(2, 3, 32, 32, generator=gen)
-    results = []
-    for prior, use_fast in ((eager, False), (fast, True)):
-        image = rgb.clone().requires_grad_(True)
-        latents = prior.encode_rgb(image, 32, sample=False, fast=use_fast)
-        eps = prior.predict_noise(latents.detach(), t, context, pose, fast=use_fast)
-        (latents * eps).sum().backward()
-        results.append((latents.detach(), eps, image.grad))
-    for plain, compiled in zip(results[0], results[1], strict=True):
-        torch.testing.assert_close(compiled, plain, atol=1e-5, rtol=1e-4)
+    _eager_and_fast(eager, fast, torch.tensor([700, 30]), seed=5)
 
 
 def test_offloaded_encoders_give_the_same_conditions():
