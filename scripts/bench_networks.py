@@ -6,7 +6,7 @@ encoder forward and backward on 512-px renders. For each variant: the first call
 (compilation, with an empty inductor cache for a variant's new graphs) and the device ms a
 call after warm-up; for FP8, the largest difference of its noise prediction from fp16's.
 
-    python3 scripts/bench_networks.py [--variants eager,compile,...] > networks.json
+    python3 scripts/bench_networks.py [--variants eager,compile,...] > networks.jsonl
 
 Variants: eager, compile (UNet, ControlNet, VAE each compiled alone), rows12 (one pass of
 4 views), channels_last, fp8 (torchao float8, one scale a tensor, on the transformer blocks' linear

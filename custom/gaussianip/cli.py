@@ -150,15 +150,13 @@ def _preview(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from gaussianip.devices import check_device
+    from gaussianip.devices import apply_memory_cap, check_device
     from gaussianip.engine.run import load_run_config, run
     from gaussianip.errors import ConfigError
 
     check_device(args.device)  # before any folder is made
     if args.memory_cap_gib is not None:
         import torch
-
-        from gaussianip.engine.bench import apply_memory_cap
 
         apply_memory_cap(args.memory_cap_gib, torch.device(args.device))
     if args.resume is not None:

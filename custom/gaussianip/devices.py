@@ -8,8 +8,12 @@ devices that do exist.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from gaussianip.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
 
@@ -59,3 +63,21 @@ def check_device(name: str, option: str = "--device") -> str:
         f"{option} '{name}' is not a device name; {_describe(devices)} (write a GPU as "
         "'cuda' or 'cuda:N')."
     )
+
+
+def apply_memory_cap(gib: float | None, device: torch.device) -> float | None:
+    """A hard cap on this process's GPU memory (``set_per_process_memory_fraction``): an
+    allocation beyond it fails with an out-of-memory error, as on a card of that size."""
+    import torch
+
+    if gib is None:
+        return None
+    if device.type != "cuda":
+        raise ConfigError("--memory-cap-gib needs a CUDA device (--device cuda).")
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    total = torch.cuda.get_device_properties(index).total_memory
+    if not 0 < gib * 2**30 <= total:
+        raise ConfigError(f"--memory-cap-gib {gib} is not between 0 and this GPU's "
+                          f"{total / 2**30:.1f} GiB.")  # fmt: skip
+    torch.cuda.set_per_process_memory_fraction(gib * 2**30 / total, index)
+    return gib

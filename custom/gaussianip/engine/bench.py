@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
+from gaussianip.devices import apply_memory_cap
 from gaussianip.engine.config import load_run_config, parse_run_config
-from gaussianip.errors import ConfigError
 
 DEFAULT_PRESET = "configs/bench/paper.yaml"  # from the repository root
 # configs/bench/random-prior.yaml holds the same values for the presets.
@@ -267,22 +267,6 @@ def _totals(result: dict[str, Any]) -> dict[str, Any]:
     if peaks:
         result["peak_memory"] = {k: max(p[k] for p in peaks) for k in peaks[0]}
     return result
-
-
-def apply_memory_cap(gib: float | None, device: torch.device) -> float | None:
-    """A hard cap on this process's GPU memory (``set_per_process_memory_fraction``): an
-    allocation beyond it fails with an out-of-memory error, as on a card of that size."""
-    if gib is None:
-        return None
-    if device.type != "cuda":
-        raise ConfigError("--memory-cap-gib needs a CUDA device (--device cuda).")
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    total = torch.cuda.get_device_properties(index).total_memory
-    if not 0 < gib * 2**30 <= total:
-        raise ConfigError(f"--memory-cap-gib {gib} is not between 0 and this GPU's "
-                          f"{total / 2**30:.1f} GiB.")  # fmt: skip
-    torch.cuda.set_per_process_memory_fraction(gib * 2**30 / total, index)
-    return gib
 
 
 def compile_caches() -> dict[str, Any]:
