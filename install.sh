@@ -42,6 +42,13 @@ if "$python" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else
     say "building gsplat's CUDA kernels once (about a minute; cached for every later run)"
     "$python" -c "from gsplat.cuda._backend import _C; assert _C is not None" \
         || say "warning: gsplat's CUDA build failed; it will be retried at the first run"
+    # torch.compile's kernels for the shipped configs, on random weights of the same
+    # networks (no download): the first run then starts in seconds. GAUSSIANIP_WARMUP=0 skips.
+    if [ "${GAUSSIANIP_WARMUP:-1}" != "0" ]; then
+        say "compiling the shipped configs' GPU kernels once (a few minutes; cached in ~/.cache/gaussianip)"
+        "$python" -m gaussianip warmup \
+            || say "warning: the warm-up failed; the first run will compile at its first step"
+    fi
 fi
 
 if [ -n "${THREESTUDIO_ROOT:-}" ]; then

@@ -3,7 +3,7 @@
 # scripts/build_gpu_wheelhouse.sh). Each step writes its JSON/log into $OUT as it ends.
 #   bash scripts/gpu_perf.sh [STEP ...]
 # steps: gsplat pose s1cold s1warm s1model full cap anim repro whole fastwhole runwall
-#        networks onepass onepasswhole
+#        networks onepass onepasswhole gsplatcache warmup fractions
 set -uo pipefail
 out="${OUT:-gpu_out}"
 mkdir -p "$out"
@@ -55,6 +55,16 @@ for step in "${steps[@]}"; do
                      --memory-cap-gib 8 --profile 2 --out "$out/onepass.json" ${S1_ARGS:-} > "$out/onepass.log" 2>&1 ;;
         onepasswhole) bench --config configs/bench/onepass.yaml --stage1-fraction 1 --reconstruction-fraction 1 \
                           --memory-cap-gib 8 --out "$out/onepasswhole.json" ${S1_ARGS:-} > "$out/onepasswhole.log" 2>&1 ;;
+        # gsplat's kernels built on an earlier machine (carry .gpucache/gsplat_ext.tgz).
+        gsplatcache) tar -C / -xzf .gpucache/gsplat_ext.tgz && echo "gsplat kernels restored" ;;
+        # What install.sh does on a GPU machine, from an empty inductor cache: the set-up
+        # that moves from a fresh machine's first run to the install.
+        warmup) rm -rf "$TORCHINDUCTOR_CACHE_DIR"
+                python3 -m gaussianip warmup --config "${PAPER_CONFIG:-configs/bench/paper.yaml}" \
+                    > "$out/warmup.log" 2>&1; tail -3 "$out/warmup.log" ;;
+        # After `warmup`: the first run's set-up on that machine, and the steps at fractions.
+        fractions) bench $paper --stage1-fraction 0.005 --reconstruction-fraction 0.01 \
+                       --memory-cap-gib 8 --profile 2 --out "$out/fractions.json" ${S1_ARGS:-} > "$out/fractions.log" 2>&1 ;;
         # Caches for the next machine (carry .gpucache): gsplat's build and inductor's kernels.
         packcache) tar -C / -czf /tmp/caches.tgz root/.cache/torch_extensions "${TORCHINDUCTOR_CACHE_DIR#/}" 2>/dev/null
                    ls -la /tmp/caches.tgz; split -b 15M /tmp/caches.tgz "$out/cache.tgz." ;;

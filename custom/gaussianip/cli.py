@@ -14,9 +14,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from gaussianip.errors import GaussianIPError
+from gaussianip.errors import ConfigError, GaussianIPError
+from gaussianip.paths import use_compile_cache
 
-COMPILE_CACHE = Path.home() / ".cache" / "gaussianip" / "torchinductor"
 DESCRIPTION = (
     "GaussianIP: identity-preserving 3D Gaussian humans from a text prompt and one portrait. "
     "Run 'python -m gaussianip COMMAND --help' for a command's options."
@@ -76,6 +76,17 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     _add_verbose(p)
 
 
+def _add_warmup(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("warmup", help="compile the GPU kernels once, so that the first run "
+                                      "starts at once (install.sh runs it)")  # fmt: skip
+    p.add_argument("--config", action="append", default=None,
+                   help="config whose kernels to compile (repeatable; default: "
+                        "gaussianip.yaml and gaussianip-fast.yaml)")  # fmt: skip
+    p.add_argument("--device", default="cuda", help="the GPU the runs will use (cuda, cuda:N)")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides, as for run")
+    _add_verbose(p)
+
+
 def _add_animate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("animate", help="pose a finished avatar with a motion: animation.mp4")
     p.add_argument("run_dir", type=Path, help="a finished run (outputs/<name>@<time>)")
@@ -124,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_download(sub)
     _add_bench(sub)
+    _add_warmup(sub)
     _add_animate(sub)
     _add_export(sub)
     _add_view(sub)
@@ -152,7 +164,6 @@ def _preview(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     from gaussianip.devices import apply_memory_cap, check_device
     from gaussianip.engine.run import load_run_config, run
-    from gaussianip.errors import ConfigError
 
     check_device(args.device)  # before any folder is made
     if args.memory_cap_gib is not None:
@@ -241,6 +252,19 @@ def _bench(args: argparse.Namespace) -> None:
     main(args)
 
 
+def _warmup(args: argparse.Namespace) -> None:
+    from gaussianip.devices import check_device
+
+    if check_device(args.device) == "cpu":
+        raise ConfigError(
+            "gaussianip warmup --device cpu: the warm-up compiles GPU kernels, and a CPU run "
+            "has none worth preparing. Use --device cuda on a machine with a GPU."
+        )
+    from gaussianip.warmup import SHIPPED_CONFIGS, warm_up
+
+    warm_up(args.config or SHIPPED_CONFIGS, args.device, args.overrides)
+
+
 def _animate(args: argparse.Namespace) -> None:
     from gaussianip.animate import AnimateOptions, animate, summary
 
@@ -276,6 +300,7 @@ COMMANDS = {
     "run": _run,
     "download": _download,
     "bench": _bench,
+    "warmup": _warmup,
     "animate": _animate,
     "export": _export,
     "view": _view,
@@ -287,9 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     # Growable CUDA memory segments: less memory held back by the caching allocator when
     # tensor sizes change between phases (a user's own setting wins).
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    # torch.compile's kernels in a cache that survives reboots (inductor's default is in
-    # /tmp): a second run on the same machine skips the compilation.
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(COMPILE_CACHE))
+    # torch.compile's kernels in a cache that survives reboots: a second run on the same
+    # machine (or a first run after `gaussianip warmup`) skips the compilation.
+    use_compile_cache()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         COMMANDS[args.command](args)

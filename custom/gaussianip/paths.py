@@ -16,6 +16,17 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # custom/gaussianip -> repository root (valid for the source checkout and editable installs).
 REPO_ROOT = PACKAGE_DIR.parent.parent
 CONFIG_DIR = PACKAGE_DIR / "configs"
+# torch.compile's kernels, kept between runs (inductor's default lives in /tmp).
+COMPILE_CACHE = Path.home() / ".cache" / "gaussianip" / "torchinductor"
+
+
+def use_compile_cache() -> str:
+    """Point inductor at ``COMPILE_CACHE`` unless ``TORCHINDUCTOR_CACHE_DIR`` is set (a
+    user's own setting wins); the folder in use. Both hosts call it before compiling, so
+    ``gaussianip warmup``, ``gaussianip run`` and threestudio's ``launch.py`` share it."""
+    import os
+
+    return os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(COMPILE_CACHE))
 
 
 def resolve_asset(path: str | Path, what: str = "file") -> Path:

@@ -5,6 +5,11 @@ Everything here only adapts the threestudio-free engine (``gaussianip.data``,
 parsing and update hooks. Importing this module needs threestudio.
 """
 
-from gaussianip.threestudio_ext import data, geometry, guidance, renderer, system
+from gaussianip.paths import use_compile_cache
+
+# launch.py compiles into the same kernel cache as our CLI (and `gaussianip warmup`).
+use_compile_cache()
+
+from gaussianip.threestudio_ext import data, geometry, guidance, renderer, system  # noqa: E402
 
 __all__ = ["data", "geometry", "guidance", "renderer", "system"]
