@@ -65,6 +65,14 @@ def check_device(name: str, option: str = "--device") -> str:
     )
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work (for timing); nothing to wait for on the CPU."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def apply_memory_cap(gib: float | None, device: torch.device) -> float | None:
     """A hard cap on this process's GPU memory (``set_per_process_memory_fraction``): an
     allocation beyond it fails with an out-of-memory error, as on a card of that size."""

@@ -21,30 +21,33 @@ from pathlib import Path
 
 import torch
 
+from gaussianip.devices import synchronize
 from gaussianip.engine.bench import BENCH_OVERRIDES
+from gaussianip.engine.config import RunSettings, load_run_config, parse_run_config
 from gaussianip.paths import CONFIG_DIR
 
 # The configs users start from: a fresh machine's first run of either finds its kernels.
 SHIPPED_CONFIGS = (CONFIG_DIR / "gaussianip.yaml", CONFIG_DIR / "gaussianip-fast.yaml")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+def warm_settings(config: str | Path, overrides: Sequence[str] = ()) -> RunSettings:
+    """``config`` with its networks' weights random (the benchmark's overrides), checked."""
+    return parse_run_config(load_run_config(config, BENCH_OVERRIDES + list(overrides)))
 
 
 def warm_compile_cache(
-    config: str | Path, device: str | torch.device = "cuda", overrides: Sequence[str] = ()
+    config: str | Path | RunSettings,
+    device: str | torch.device = "cuda",
+    overrides: Sequence[str] = (),
 ) -> dict[str, float]:
     """Run the first stage-1 step and the first reconstruction step of ``config`` (its
     networks with random weights) on ``device``, so that their compiled kernels land in
     inductor's cache. Returns the seconds of the build and of each first step."""
-    from gaussianip.engine.config import load_run_config, parse_run_config
     from gaussianip.engine.pipeline import GaussianIPPipeline
     from gaussianip.engine.reconstruction import Reconstructor
 
     device = torch.device(device)
-    settings = parse_run_config(load_run_config(config, BENCH_OVERRIDES + list(overrides)))
+    settings = config if isinstance(config, RunSettings) else warm_settings(config, overrides)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     pipeline = GaussianIPPipeline(settings, device)  # no save_dir: nothing is written
@@ -52,7 +55,7 @@ def warm_compile_cache(
     if pipeline.stage1 is not None:
         t0 = time.perf_counter()
         pipeline.stage1.step(0)
-        _sync(device)
+        synchronize(device)
         seconds["stage1_first_step"] = time.perf_counter() - t0
     pipeline.finish_stage1()
     # The reconstruction fits the ring's views; stage-1 renders stand in for refined ones.
@@ -62,26 +65,24 @@ def warm_compile_cache(
     t0 = time.perf_counter()
     Reconstructor(pipeline.model, cameras, targets, settings.reconstruction,
                   pipeline.body.to(device)).step(0)  # fmt: skip
-    _sync(device)
+    synchronize(device)
     seconds["reconstruction_first_step"] = time.perf_counter() - t0
     return seconds
 
 
 def warm_up(configs: Iterable[str | Path], device: str, overrides: Sequence[str] = ()) -> None:
     """``gaussianip warmup``: each config in turn, one line each."""
-    from gaussianip.engine.config import load_run_config, parse_run_config
     from gaussianip.prior.compile import inductor_cache_dir
 
-    configs = list(configs)
-    for config in configs:  # every config checked before any model is built
-        parse_run_config(load_run_config(config, BENCH_OVERRIDES + list(overrides)))
-    for config in configs:
+    # Every config checked before any model is built.
+    checked = [(Path(config).name, warm_settings(config, overrides)) for config in configs]
+    for name, settings in checked:
         t0 = time.perf_counter()
-        seconds = warm_compile_cache(config, device, overrides)
+        seconds = warm_compile_cache(settings, device)
         parts = ", ".join(f"{name.replace('_', ' ')} {s:.0f} s" for name, s in seconds.items())
-        print(f"gaussianip warmup: {Path(config).name} ready in {time.perf_counter() - t0:.0f} s "
+        print(f"gaussianip warmup: {name} ready in {time.perf_counter() - t0:.0f} s "
               f"({parts})", flush=True)  # fmt: skip
     print(f"gaussianip warmup: compiled kernels are cached in {inductor_cache_dir()}")
 
 
-__all__ = ["SHIPPED_CONFIGS", "warm_compile_cache", "warm_up"]
+__all__ = ["SHIPPED_CONFIGS", "warm_compile_cache", "warm_settings", "warm_up"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from gaussianip.devices import apply_memory_cap
+from gaussianip.devices import apply_memory_cap, synchronize
 from gaussianip.engine.config import load_run_config, parse_run_config
 
 DEFAULT_PRESET = "configs/bench/paper.yaml"  # from the repository root
@@ -31,11 +31,6 @@ BENCH_OVERRIDES = [
     "system.face_analyser=stand-in",  # the insightface pack is not on benchmark machines
     "system.reconstruction.lpips_pretrained=false",  # same VGG compute, random weights
 ]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _peak(device: torch.device) -> dict[str, float] | None:
@@ -59,11 +54,11 @@ def _timed_steps(fn, steps: range, warmup: int, device: torch.device) -> tuple[f
     items = list(steps)
     for i in items[:warmup]:
         fn(i)
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for i in items[warmup:]:
         fn(i)
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - start, len(items[warmup:])
 
 
@@ -130,11 +125,11 @@ def profile_steps(step_fn, steps: list[int], device: torch.device) -> dict[str, 
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
-    _sync(device)
+    synchronize(device)
     with profile(activities=activities) as prof:
         for i in steps:
             step_fn(i)
-        _sync(device)
+        synchronize(device)
     n = max(len(steps), 1)
 
     def device_us(event, self_only: bool = False) -> float:
@@ -167,10 +162,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     settings = parse_run_config(config)
     cap = apply_memory_cap(args.memory_cap_gib, device)
     caches = compile_caches()
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     pipeline = GaussianIPPipeline(settings, device)
-    _sync(device)
+    synchronize(device)
     build_seconds = time.perf_counter() - t0
 
     result: dict[str, Any] = {
@@ -209,10 +204,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     stride = max(1, pipeline.stage1_steps // n1)  # spread over the schedule's phases
     steps = range(0, pipeline.stage1_steps, stride)[:n1]
     _reset_peak(device)
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     pipeline.train_step(steps[0])
-    _sync(device)
+    synchronize(device)
     result["setup"]["first_step_seconds"] = round(time.perf_counter() - t0, 2)
     warmup = max(args.warmup - 1, 0)  # after the first step
     seconds, timed = _timed_steps(pipeline.stage1.step, steps[1:], warmup, device)
@@ -229,10 +224,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         return _totals(result)
 
     _reset_peak(device)
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     pipeline.refine()
-    _sync(device)
+    synchronize(device)
     vcr_seconds = time.perf_counter() - t0
     result["phases"]["vcr"] = _phase(vcr_seconds, settings.vcr.refine_steps,
                                      settings.vcr.refine_steps, device)  # fmt: skip
@@ -243,7 +238,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     # The first step compiles LPIPS (reconstruction.lpips_compile): set-up, as in stage 1.
     t0 = time.perf_counter()
     pipeline.reconstructor.step(0)
-    _sync(device)
+    synchronize(device)
     result["setup"]["reconstruction_first_step_seconds"] = round(time.perf_counter() - t0, 2)
     seconds, timed = _timed_steps(pipeline.reconstructor.step, range(1, n3), warmup, device)
     result["phases"]["reconstruction"] = _phase(seconds, timed, total, device, untimed=n3 - timed)
