@@ -10,7 +10,9 @@ call after warm-up; for FP8, the largest difference of its noise prediction from
 
 Variants: eager, compile (UNet, ControlNet, VAE each compiled alone), rows12 (one pass of
 4 views), channels_last, fp8 (torchao float8, one scale a tensor, on the transformer blocks' linear
-layers), reduce_overhead (CUDA graphs). Each prints a JSON line as it ends.
+layers), reduce_overhead (CUDA graphs of torch.compile), graphs (our CUDA graphs,
+prior/cuda_graphs.py, of the eager networks) and graphs_compiled (of the compiled ones).
+Each prints a JSON line as it ends.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from gaussianip.prior.cuda_graphs import GraphedCall
 from gaussianip.prior.human_prior import HumanPrior, PriorConfig, VAEMoments
 
 VIEWS_PER_PASS = 2  # gaussianip.yaml's system.guidance.micro_batch
@@ -203,6 +206,24 @@ def main() -> None:
             out["compiled_rows12"] = timed(step(x12))
         emit("reduce_overhead", out)
 
+    def graphed(unet_: torch.nn.Module, cn_: torch.nn.Module, name: str) -> None:
+        """``system.prior.cuda_graphs``: the two calls replayed as one graph a shape."""
+        replay = GraphedCall(lambda *a: unet_call(unet_, cn_, dict(zip(x6, a, strict=True)))())
+
+        def call(x: dict[str, torch.Tensor]) -> Callable[[], torch.Tensor]:
+            return lambda: replay(*x.values())
+
+        out: dict[str, object] = {"rows6": timed(call(x6)), "rows12": timed(call(x12))}
+        out["max_abs_diff_vs_eager"] = float((call(x6)().float() - reference).abs().max())
+        emit(name, out)
+
+    def graphs() -> None:
+        graphed(unet, cn, "graphs")
+
+    def graphs_compiled() -> None:
+        torch._dynamo.reset()
+        graphed(compile_fn(unet), compile_fn(cn), "graphs_compiled")
+
     def fp8() -> None:
         torch._dynamo.reset()
         from torchao.quantization import (
@@ -230,7 +251,8 @@ def main() -> None:
         emit("fp8", out)
 
     order = (("eager", eager), ("compile", compiled), ("fp8", fp8),
-             ("channels_last", channels_last), ("reduce_overhead", reduce_overhead))  # fmt: skip
+             ("channels_last", channels_last), ("reduce_overhead", reduce_overhead),
+             ("graphs", graphs), ("graphs_compiled", graphs_compiled))  # fmt: skip
     for name, fn in order:
         if name in variants:
             guarded(name, fn)

@@ -3,15 +3,18 @@
 # scripts/build_gpu_wheelhouse.sh). Each step writes its JSON/log into $OUT as it ends.
 #   bash scripts/gpu_perf.sh [STEP ...]
 # steps: gsplat pose s1cold s1warm s1model full cap anim repro whole fastwhole runwall
-#        networks onepass onepasswhole gsplatcache warmup fractions
+#        networks onepass onepasswhole gsplatcache warmup fractions coldfractions graphtests
+#        packgsplat paperrun
+# TAG=_name suffixes the files of fractions/coldfractions/paperrun/runwall (A/B in one call).
 set -uo pipefail
 out="${OUT:-gpu_out}"
 mkdir -p "$out"
-if [ -d .whl ]; then
+if [ -d .whl ] && [ ! -d /tmp/site/gsplat ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH="/tmp/site:$PWD/custom"
 fi
+[ -d /tmp/site ] && export PYTHONPATH="/tmp/site:$PWD/custom"
+tag="${TAG:-}"
 export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-16}"
 export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-/tmp/gaussianip_inductor}"
 steps=("$@")
@@ -42,10 +45,18 @@ for step in "${steps[@]}"; do
                    --memory-cap-gib 8 --out "$out/fastwhole.json" ${S1_ARGS:-} > "$out/fastwhole.log" 2>&1 ;;
         # What a user feels: `gaussianip run` from the command to its summary line (the
         # paper preset with the random-weight prior; run it warm, after `full` or `whole`).
-        runwall) python3 -m gaussianip run --config "${PAPER_CONFIG:-configs/bench/paper.yaml}" \
-                     --device cuda --memory-cap-gib 8 --out /tmp/gaussianip-runwall ${S1_ARGS:-} > "$out/runwall.log" 2>&1
-                 cp /tmp/gaussianip-runwall/*/save/metrics.json "$out/runwall_metrics.json" 2>/dev/null
-                 tail -c 400 "$out/runwall.log" ;;
+        runwall|paperrun)
+                 # paperrun: the paper preset whatever PAPER_CONFIG says. Wall time from the
+                 # command to its summary line: the log's first and last timestamps.
+                 cfg="${PAPER_CONFIG:-configs/bench/paper.yaml}"; [ "$step" = paperrun ] && cfg=configs/bench/paper.yaml
+                 log="$out/$step$tag.log"; dir="/tmp/gaussianip-$step$tag"
+                 echo "start $(date +%s.%N)" > "$log"
+                 timeout -s INT "${RUN_TIMEOUT:-590}" python3 -m gaussianip run --config "$cfg" \
+                     --device cuda --memory-cap-gib 8 --out "$dir" ${S1_ARGS:-} >> "$log" 2>&1
+                 echo "end $(date +%s.%N) rc=$?" >> "$log"
+                 cp "$dir"/*/save/metrics.json "$out/${step}${tag}_metrics.json" 2>/dev/null
+                 ls -la "$dir"/*/save "$dir"/* 2>/dev/null | head -40
+                 tail -c 600 "$log" ;;
         # The stage-1 networks alone, switch by switch (eager / compiled / CUDA graphs / FP8).
         networks) timeout 400 python3 scripts/bench_networks.py --variants ${NET_VARIANTS:-eager,compile,rows12} \
                       > "$out/networks.jsonl" 2> "$out/networks.log"; cat "$out/networks.jsonl" ;;
@@ -64,7 +75,15 @@ for step in "${steps[@]}"; do
                     > "$out/warmup.log" 2>&1; tail -3 "$out/warmup.log" ;;
         # After `warmup`: the first run's set-up on that machine, and the steps at fractions.
         fractions) bench $paper --stage1-fraction 0.005 --reconstruction-fraction 0.01 \
-                       --memory-cap-gib 8 --profile 2 --out "$out/fractions.json" ${S1_ARGS:-} > "$out/fractions.log" 2>&1 ;;
+                       --memory-cap-gib 8 --profile 2 --out "$out/fractions$tag.json" ${S1_ARGS:-} > "$out/fractions$tag.log" 2>&1 ;;
+        # The same from an empty inductor cache: a fresh machine's set-up, no warm-up.
+        coldfractions) rm -rf "$TORCHINDUCTOR_CACHE_DIR"
+                       bench $paper --stage1-fraction 0.005 --reconstruction-fraction 0.01 \
+                           --memory-cap-gib 8 --profile 2 --out "$out/coldfractions$tag.json" ${S1_ARGS:-} > "$out/coldfractions$tag.log" 2>&1 ;;
+        # Our CUDA graphs (system.prior.cuda_graphs) against the plain path, on the GPU.
+        graphtests) python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py 2>&1 | tail -4 ;;
+        # gsplat's kernels for the next machine (carry .gpucache/gsplat_ext.tgz).
+        packgsplat) tar -C / -czf "$out/gsplat_ext.tgz" root/.cache/torch_extensions && ls -la "$out/gsplat_ext.tgz" ;;
         # Caches for the next machine (carry .gpucache): gsplat's build and inductor's kernels.
         packcache) tar -C / -czf /tmp/caches.tgz root/.cache/torch_extensions "${TORCHINDUCTOR_CACHE_DIR#/}" 2>/dev/null
                    ls -la /tmp/caches.tgz; split -b 15M /tmp/caches.tgz "$out/cache.tgz." ;;
@@ -72,8 +91,8 @@ for step in "${steps[@]}"; do
         *) echo "unknown step $step" ;;
     esac
     echo "=== $step rc=$? $(( $(date +%s) - t0 )) s"
-    for f in "$out/$step.json"; do
+    for f in "$out/$step$tag.json"; do
         [ -f "$f" ] && python3 -c "import json,sys; d=json.load(open('$f')); print(json.dumps({k: d.get(k) for k in ('setup','phases','whole_method_seconds','peak_memory')})[:3000])"
     done
-    [ -f "$out/$step.log" ] && tail -3 "$out/$step.log"
+    [ -f "$out/$step$tag.log" ] && tail -3 "$out/$step$tag.log"
 done

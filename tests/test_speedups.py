@@ -79,7 +79,7 @@ def test_compiled_distillation_path_matches_the_eager_one(scope):
     results, (context, pose) = _eager_and_fast(eager, fast, t, seed=4)
     if scope == "model":
         assert fast._fast_unet is not fast.unet  # the compiled module is only on the fast path
-        assert not fast.cuda_graphs  # reduce-overhead is off, and this is the CPU
+        assert not fast.inductor_cuda_graphs  # reduce-overhead is off, and this is the CPU
         # After stage 1 the compiled networks are dropped; the fast path is eager again.
         fast.release_fast_path()
         assert fast._fast_unet is fast.unet and fast._fast_controlnet is fast.controlnet

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from gaussianip.errors import ConfigError
 from gaussianip.prior.compile import NETWORKS, compile_blocks, compile_model, distillation_fast_path
+from gaussianip.prior.cuda_graphs import GraphedCall
 from gaussianip.prior.ip_adapter import FaceIDAdapter
 from gaussianip.prior.lora_fusion import LoRAFusion
 from gaussianip.prior.prompt_length import PromptLengthCheck
@@ -65,6 +66,10 @@ class PriorConfig:
     # torch.compile's mode: "default", "reduce-overhead" (CUDA graphs; scope "model"
     # only) or "max-autotune-no-cudagraphs".
     compile_mode: str = "default"
+    # Replay the distillation step's UNet + ControlNet call as CUDA graphs of our own
+    # (prior/cuda_graphs.py), captured in a second whether or not they are compiled: the
+    # host stops launching their hundreds of small kernels one by one. CUDA only.
+    cuda_graphs: bool = False
     # The VAE's one attention layer has a single 512-wide head, which flash attention does
     # not take; PyTorch's fallback kernel is slow in backward (17 ms a stage-1 step on an
     # H100). Plain softmax(QK^T)V, the same function, is faster at these 4096 tokens.
@@ -94,6 +99,10 @@ class PriorConfig:
             names = ", ".join(map(repr, unknown))
             raise ConfigError(f"system.prior.compile_networks names {names}; use a list of "
                               f"{', '.join(NETWORKS)}, e.g. [vae].")  # fmt: skip
+        if self.cuda_graphs and self.compile and self.compile_mode == "reduce-overhead":
+            raise ConfigError("system.prior.cuda_graphs=true and compile_mode=reduce-overhead both "
+                              "replay CUDA graphs; keep one (cuda_graphs=true with "
+                              "compile_mode=default).")  # fmt: skip
         if self.compile_mode == "reduce-overhead" and self.compile_scope != "model":
             raise ConfigError("system.prior.compile_mode=reduce-overhead (CUDA graphs) needs "
                               "system.prior.compile_scope=model.")  # fmt: skip
@@ -166,6 +175,8 @@ class HumanPrior:
             for name, model in (("vae", vae.encoder), ("unet", unet), ("controlnet", controlnet)):
                 if name in chosen and model is not None:
                     compile_blocks(model, cfg.compile_backend, cfg.compile_mode)
+        self._graphed_noise = (GraphedCall(self._fast_noise)
+                               if cfg.cuda_graphs and device.type == "cuda" else None)  # fmt: skip
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -285,36 +296,49 @@ class HumanPrior:
 
         latents [N, 4, h, w], t [N], context [N, T, D] (text tokens, then ID tokens when
         there is an adapter), pose [N, 3, H, W] OpenPose images in [0, 1] or None.
-        ``fast=True``: the distillation step's (possibly compiled) networks.
+        ``fast=True``: the distillation step's (possibly compiled, possibly replayed as a
+        CUDA graph) networks.
         """
-        unet, controlnet = ((self._fast_unet, self._fast_controlnet) if fast
-                            else (self.unet, self.controlnet))  # fmt: skip
         if self._lora_fusion is not None and fast:  # folded for distillation
             self._lora_fusion.fuse()
         elif self._lora_fusion is not None:  # separate for refinement (processors swapped)
             self._lora_fusion.unfuse()
-        if fast and self.cuda_graphs:
+        if not fast:
+            with torch.no_grad():
+                return self._noise(self.unet, self.controlnet, latents, t, context, pose)
+        if self.inductor_cuda_graphs:
             # Each call is a new step for the replayed graphs: the previous call's outputs
             # were already copied out (``.float()``) by the caller.
             torch.compiler.cudagraph_mark_step_begin()
-        with torch.no_grad(), distillation_fast_path() if fast else contextlib.nullcontext():
-            residuals: dict[str, object] = {}
-            if controlnet is not None and pose is not None:
-                down, mid = controlnet(
-                    latents,
-                    t,
-                    encoder_hidden_states=context,
-                    controlnet_cond=pose.to(self.dtype),
-                    conditioning_scale=self.cfg.controlnet_scale,
-                    return_dict=False,
-                )
-                residuals = {"down_block_additional_residuals": down,
-                             "mid_block_additional_residual": mid}  # fmt: skip
-            return unet(latents, t, encoder_hidden_states=context, **residuals).sample
+        with torch.no_grad(), distillation_fast_path():
+            if self._graphed_noise is not None:
+                return self._graphed_noise(latents, t, context, pose)
+            return self._fast_noise(latents, t, context, pose)
+
+    def _fast_noise(self, latents: Tensor, t: Tensor, context: Tensor,
+                    pose: Tensor | None) -> Tensor:  # fmt: skip
+        return self._noise(self._fast_unet, self._fast_controlnet, latents, t, context, pose)
+
+    def _noise(self, unet, controlnet, latents: Tensor, t: Tensor, context: Tensor,
+               pose: Tensor | None) -> Tensor:  # fmt: skip
+        residuals: dict[str, object] = {}
+        if controlnet is not None and pose is not None:
+            down, mid = controlnet(
+                latents,
+                t,
+                encoder_hidden_states=context,
+                controlnet_cond=pose.to(self.dtype),
+                conditioning_scale=self.cfg.controlnet_scale,
+                return_dict=False,
+            )
+            residuals = {"down_block_additional_residuals": down,
+                         "mid_block_additional_residual": mid}  # fmt: skip
+        return unet(latents, t, encoder_hidden_states=context, **residuals).sample
 
     @property
-    def cuda_graphs(self) -> bool:
-        """True when the distillation step's UNet and ControlNet replay CUDA graphs."""
+    def inductor_cuda_graphs(self) -> bool:
+        """True when torch.compile's ``reduce-overhead`` mode replays the distillation
+        step's UNet and ControlNet as CUDA graphs."""
         cfg = self.cfg
         return (cfg.compile and cfg.compile_mode == "reduce-overhead"
                 and cfg.compile_backend == "inductor" and self.device.type == "cuda"
@@ -325,7 +349,9 @@ class HumanPrior:
         modules stay for refinement, and the CUDA graphs' memory pool is freed for it."""
         self._vae_moments = VAEMoments(self.vae, self.cfg.vae_checkpoint_blocks)
         self._fast_unet, self._fast_controlnet = self.unet, self.controlnet
-        if self.cuda_graphs:
+        if self._graphed_noise is not None:
+            self._graphed_noise.reset()
+        if self.inductor_cuda_graphs:
             from torch._inductor import cudagraph_trees
 
             cudagraph_trees.reset_cudagraph_trees()
