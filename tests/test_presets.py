@@ -65,6 +65,16 @@ def test_presets_load_from_any_folder(tmp_path, monkeypatch):
     assert onepass.stage1.steps == 2400 and onepass.prior.preset == "random"
 
 
+@pytest.mark.parametrize("name", ["paper.yaml", "fast.yaml"])
+def test_shipped_configs_replay_the_unet_as_cuda_graphs_over_compiled_networks(name):
+    """Round 5's measured configuration (BENCHMARKS.md): all three networks compiled, the
+    UNet + ControlNet call replayed as CUDA graphs of our own, not inductor's. (The bench
+    presets are the shipped configs with the random-weight prior: no weights here.)"""
+    prior = parse_run_config(load_run_config(CONFIGS / "bench" / name, [])).prior
+    assert prior.compile and prior.compile_networks == ["vae", "unet", "controlnet"]
+    assert prior.cuda_graphs and prior.compile_mode == "default"
+
+
 def test_bench_defaults_to_the_paper_preset():
     import argparse
 
