@@ -55,9 +55,9 @@ class PriorConfig:
     # encoder with its backward). Refinement keeps the eager modules: it swaps attention
     # processors and changes shapes, which would only trigger recompilation.
     compile: bool = False
-    # Which of them ("vae", "unet", "controlnet"). At 2 views a pass the compiled UNet and
-    # ControlNet are barely faster than eager (their many small kernels wait on the CPU)
-    # but cost most of the compilation (BENCHMARKS.md, round 3).
+    # Which of them ("vae", "unet", "controlnet"). The UNet and ControlNet cost most of the
+    # compilation; replayed as CUDA graphs (``cuda_graphs``) they take 45 ms a step compiled
+    # against 69 ms eager (BENCHMARKS.md, round 5).
     compile_networks: list[str] = field(default_factory=lambda: list(NETWORKS))
     compile_backend: str = "inductor"  # "aot_eager" compiles fast (tests), no fusion
     # "model": each network as one graph (faster steps); "blocks": its repeated blocks, one
