@@ -71,6 +71,8 @@ def test_tiny_method_writes_every_output(tiny_run):
     # progress bars name the phases; one summary line names the outputs
     for phase in ("stage 1", "VCR", "reconstruction", "phase=1"):
         assert phase in done.stderr
+    # the reconstruction's bar starts once the refinement's has ended (its clock too)
+    assert done.stderr.index("reconstruction:") > done.stderr.rindex("VCR:")
     summary = [line for line in done.stdout.splitlines() if "gaussianip: done" in line]
     assert len(summary) == 1
     for name in ("gaussians.ply", "stage1.ply", "stage1_views.png", "vcr", "vcr_views.png",

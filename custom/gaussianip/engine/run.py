@@ -160,7 +160,9 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation) -> di
         return tqdm(total=settings.reconstruction.steps, initial=step - pipeline.stage1_steps,
                     desc="reconstruction", unit="step")  # fmt: skip
 
-    bar = bar_for(start)
+    # The reconstruction's bar starts after the refinement, which runs inside the first
+    # reconstruction step with a bar of its own (its time is not the reconstruction's).
+    bar: tqdm | None = None if start == pipeline.stage1_steps else bar_for(start)
     vcr_bar: tqdm | None = None
     saved_step = start - 1 if start else None  # the step the newest checkpoint continues
     again = resume_command(run_dir, str(device))
@@ -182,13 +184,15 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation) -> di
     try:
         with StopRequests() as stop:
             for step in range(start, pipeline.total_steps):
-                if step == pipeline.stage1_steps and step > start:
+                if step == pipeline.stage1_steps and bar is not None:
                     bar.close()
-                    bar = bar_for(step)
+                    bar = None
                 logs = pipeline.train_step(step, on_refine_step=on_refine_step)
                 if vcr_bar is not None:
                     vcr_bar.close()
                     vcr_bar = None
+                if bar is None:
+                    bar = bar_for(step)
                 bar.set_postfix(_postfix(pipeline, step, logs))
                 bar.update(1)
                 last = step == pipeline.total_steps - 1
@@ -200,7 +204,8 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation) -> di
                     bar.close()
                     raise stopped(f"stopped after step {step + 1} of {pipeline.total_steps} "
                                   "(checkpoint saved)", stop.signum)  # fmt: skip
-            bar.close()
+            if bar is not None:
+                bar.close()
             files = pipeline.finish()
             from gaussianip.animate import animate_run
 
@@ -208,7 +213,8 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation) -> di
     except RunInterrupted:
         raise
     except KeyboardInterrupt:  # a second Ctrl-C: stopped inside a step
-        bar.close()
+        if bar is not None:
+            bar.close()
         raise stopped("stopped at once (second interrupt), without a new checkpoint") from None
     phases = pipeline.metrics["phases"]
     timing = ", ".join(f"{name} {p['seconds']:.0f} s" for name, p in phases.items())
