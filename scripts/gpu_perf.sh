@@ -53,7 +53,7 @@ for step in "${steps[@]}"; do
                  echo "start $(date +%s.%N)" > "$log"
                  timeout -s INT "${RUN_TIMEOUT:-590}" python3 -m gaussianip run --config "$cfg" \
                      --device cuda --memory-cap-gib 8 --out "$dir" ${S1_ARGS:-} >> "$log" 2>&1
-                 echo "end $(date +%s.%N) rc=$?" >> "$log"
+                 rc=$?; echo "end $(date +%s.%N) rc=$rc" >> "$log"
                  cp "$dir"/*/save/metrics.json "$out/${step}${tag}_metrics.json" 2>/dev/null
                  ls -la "$dir"/*/save "$dir"/* 2>/dev/null | head -40
                  tail -c 600 "$log" ;;

@@ -8,7 +8,7 @@ is cloned out, so callers see an ordinary function.
 
 Unlike torch.compile's ``mode="reduce-overhead"`` this wraps any callable, eager or
 compiled in the default mode (whose kernels inductor's cache keeps between runs), and a
-capture takes a second at the first call of each input signature.
+capture takes about 0.25 s at the first call of each input signature.
 
 The callable must be a pure function of its tensor arguments and of state that is only
 ever changed in place (the frozen weights; the FaceID LoRA is folded in with ``copy_``),
