@@ -79,7 +79,7 @@ def warm_up(configs: Iterable[str | Path], device: str, overrides: Sequence[str]
     for name, settings in checked:
         t0 = time.perf_counter()
         seconds = warm_compile_cache(settings, device)
-        parts = ", ".join(f"{name.replace('_', ' ')} {s:.0f} s" for name, s in seconds.items())
+        parts = ", ".join(f"{part.replace('_', ' ')} {s:.0f} s" for part, s in seconds.items())
         print(f"gaussianip warmup: {name} ready in {time.perf_counter() - t0:.0f} s "
               f"({parts})", flush=True)  # fmt: skip
     print(f"gaussianip warmup: compiled kernels are cached in {inductor_cache_dir()}")
