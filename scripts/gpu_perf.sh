@@ -6,6 +6,8 @@
 #        networks onepass onepasswhole gsplatcache warmup fractions coldfractions graphtests
 #        packgsplat paperrun
 # TAG=_name suffixes the files of fractions/coldfractions/paperrun/runwall (A/B in one call).
+# MEMCAP=GIB caps fractions/coldfractions/paperrun/runwall (default 8; MEMCAP= runs uncapped,
+# where the memory plan picks the large-GPU switches).
 set -uo pipefail
 out="${OUT:-gpu_out}"
 mkdir -p "$out"
@@ -17,6 +19,7 @@ fi
 tag="${TAG:-}"
 export PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-16}"
 export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-/tmp/gaussianip_inductor}"
+cap_args=${MEMCAP-8}; cap_args=${cap_args:+--memory-cap-gib $cap_args}
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(gsplat pose s1cold s1warm full)
 bench() { python3 -m gaussianip bench "$@"; }
@@ -52,7 +55,7 @@ for step in "${steps[@]}"; do
                  log="$out/$step$tag.log"; dir="/tmp/gaussianip-$step$tag"
                  echo "start $(date +%s.%N)" > "$log"
                  timeout -s INT "${RUN_TIMEOUT:-590}" python3 -m gaussianip run --config "$cfg" \
-                     --device cuda --memory-cap-gib 8 --out "$dir" ${S1_ARGS:-} >> "$log" 2>&1
+                     --device cuda $cap_args --out "$dir" ${S1_ARGS:-} >> "$log" 2>&1
                  rc=$?; echo "end $(date +%s.%N) rc=$rc" >> "$log"
                  cp "$dir"/*/save/metrics.json "$out/${step}${tag}_metrics.json" 2>/dev/null
                  ls -la "$dir"/*/save "$dir"/* 2>/dev/null | head -40
@@ -75,11 +78,11 @@ for step in "${steps[@]}"; do
                     > "$out/warmup.log" 2>&1; tail -3 "$out/warmup.log" ;;
         # After `warmup`: the first run's set-up on that machine, and the steps at fractions.
         fractions) bench $paper --stage1-fraction 0.005 --reconstruction-fraction 0.01 \
-                       --memory-cap-gib 8 --profile 2 --out "$out/fractions$tag.json" ${S1_ARGS:-} > "$out/fractions$tag.log" 2>&1 ;;
+                       $cap_args --profile 2 --out "$out/fractions$tag.json" ${S1_ARGS:-} > "$out/fractions$tag.log" 2>&1 ;;
         # The same from an empty inductor cache: a fresh machine's set-up, no warm-up.
         coldfractions) rm -rf "$TORCHINDUCTOR_CACHE_DIR"
                        bench $paper --stage1-fraction 0.005 --reconstruction-fraction 0.01 \
-                           --memory-cap-gib 8 --profile 2 --out "$out/coldfractions$tag.json" ${S1_ARGS:-} > "$out/coldfractions$tag.log" 2>&1 ;;
+                           $cap_args --profile 2 --out "$out/coldfractions$tag.json" ${S1_ARGS:-} > "$out/coldfractions$tag.log" 2>&1 ;;
         # Our CUDA graphs (system.prior.cuda_graphs) against the plain path, on the GPU.
         graphtests) python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py 2>&1 | tail -4 ;;
         # gsplat's kernels for the next machine (carry .gpucache/gsplat_ext.tgz).

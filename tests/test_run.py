@@ -68,6 +68,10 @@ def test_tiny_method_writes_every_output(tiny_run):
     assert metrics["identity"]["arcface_cosine"] is None  # stand-in analyser: no check
     assert "stand-in" in metrics["identity"]["reason"]
     assert metrics["config"]["vcr"]["lambda_self"] == 0.55
+    # the CPU gets the small memory plan; the tiny config's own switches stay as set
+    assert metrics["memory_plan"]["mode"] == "small"
+    assert metrics["memory_plan"]["reason"] == "not a CUDA device"
+    assert metrics["config"]["vcr"]["chunk_size"] == 4
     # progress bars name the phases; one summary line names the outputs
     for phase in ("stage 1", "VCR", "reconstruction", "phase=1"):
         assert phase in done.stderr

@@ -11,6 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 from gaussianip.errors import ConfigError
+from gaussianip.memory_plan import record_cap
 
 if TYPE_CHECKING:
     import torch
@@ -88,4 +89,5 @@ def apply_memory_cap(gib: float | None, device: torch.device) -> float | None:
         raise ConfigError(f"--memory-cap-gib {gib} is not between 0 and this GPU's "
                           f"{total / 2**30:.1f} GiB.")  # fmt: skip
     torch.cuda.set_per_process_memory_fraction(gib * 2**30 / total, index)
+    record_cap(index, gib)  # the run's memory plan takes the cap as its budget
     return gib

@@ -196,6 +196,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "caches": caches,
         },
         "memory_cap_gib": cap,
+        "memory_plan": pipeline.memory_plan.as_dict(),
         "phases": {},
     }
 

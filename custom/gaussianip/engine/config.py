@@ -24,6 +24,7 @@ from gaussianip.errors import AssetError, BodyModelError, ConfigError
 from gaussianip.faces.identity import check_portrait
 from gaussianip.gaussians import GaussianConfig, HumanDensifyStrategy
 from gaussianip.guidance.hds_guidance import HDSGuidanceConfig
+from gaussianip.memory_plan import MemoryConfig
 from gaussianip.paths import CONFIG_DIR, REPO_ROOT
 from gaussianip.pictures import OutputsConfig
 from gaussianip.prior.human_prior import PriorConfig
@@ -48,6 +49,7 @@ class SystemConfig:
     vcr: dict = field(default_factory=dict)
     reconstruction: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)  # gaussianip.pictures.OutputsConfig
+    memory: dict = field(default_factory=dict)  # gaussianip.memory_plan.MemoryConfig
     # A finished stage 1 to start from (a run's save/ folder, or its stage1.ply): stage 1
     # is skipped; refined views already in that folder's vcr/ are reused.
     stage2_from: str | None = None
@@ -80,6 +82,7 @@ class RunSettings:
     stage1_ply: Path | None  # from system.stage2_from
     seed: int = 0
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
 
 
 ARITHMETIC_RESOLVERS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b,
@@ -437,6 +440,7 @@ def parse_run_config(config: DictConfig | dict) -> RunSettings:
         stage1_ply=resolve_stage1_ply(system.stage2_from) if system.stage2_from else None,
         seed=seed,
         outputs=parse_config(OutputsConfig, system.outputs, "system.outputs"),
+        memory=parse_config(MemoryConfig, system.memory, "system.memory"),
     )
     for name in ("data", "guidance", "prior", "stage1", "gaussians", "densify", "vcr",
                  "reconstruction"):  # fmt: skip

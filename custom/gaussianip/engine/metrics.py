@@ -69,6 +69,8 @@ def run_metrics(pipeline: GaussianIPPipeline) -> dict[str, Any]:
         # each --resume: the step it continued at, the phase then under way, and when;
         # seconds before the stop are kept, those between the last checkpoint and a kill lost
         "resumed": pipeline.metrics.get("resumed", []),
+        # the speed-for-memory switches and the rule that chose them (README "Memory")
+        "memory_plan": pipeline.memory_plan.as_dict(),
     }
     if pipeline.device.type == "cuda":
         metrics["peak_gpu_memory_gib"] = {

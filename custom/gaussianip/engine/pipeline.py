@@ -32,7 +32,15 @@ from gaussianip.engine.reconstruction import Reconstructor
 from gaussianip.engine.stage1 import Stage1Trainer
 from gaussianip.gaussians import GaussianModel, load_ply, save_ply
 from gaussianip.gaussians.init import gaussians_from_body
-from gaussianip.images import image_grid, image_row, save_json, save_mp4, save_png
+from gaussianip.images import (
+    BackgroundPngWriter,
+    image_grid,
+    image_row,
+    save_json,
+    save_mp4,
+    save_png,
+)
+from gaussianip.memory_plan import follow_plan, memory_budget_gib, plan_memory
 from gaussianip.pictures import thumbnails, write_summary
 from gaussianip.render.views import render_views
 
@@ -62,6 +70,9 @@ class GaussianIPPipeline:
         # Everything a user can get wrong is checked before any model is built.
         s = config if isinstance(config, RunSettings) else parse_run_config(config)
         self.settings, self.device = s, torch.device(device)
+        # Speed-for-memory switches left null in the config follow the GPU's free memory.
+        self.memory_plan = plan_memory(memory_budget_gib(self.device), s.memory)
+        follow_plan(self.memory_plan, s.guidance, s.vcr, s.reconstruction)
         self.save_dir = Path(save_dir) if save_dir is not None else None
         self.body = build_body_model(**vars(s.body))
         torch.manual_seed(s.seed)
@@ -209,14 +220,18 @@ class GaussianIPPipeline:
             refiner = ViewConsistentRefiner(self.prior, s.vcr, s.prompt, self.identity,
                                             self.pose_images)  # fmt: skip
 
-            def keep(view: int, image: Tensor) -> None:
-                # 8-bit like the saved PNGs, so a restarted stage 2 fits the same targets;
-                # saved at once, so a run killed here redoes only the views not on disk.
-                refined[view] = (image.cpu() * 255).round() / 255
-                if self.save_dir is not None:
-                    save_png(self.save_dir / VCR_DIR / vcr_view_name(view), image)
+            with BackgroundPngWriter() as writer:
 
-            refiner.refine(before, cameras, views=missing, on_step=on_step, on_view=keep)
+                def keep(view: int, image: Tensor) -> None:
+                    # 8-bit like the saved PNGs, so a restarted stage 2 fits the same
+                    # targets; saved as it comes (on a writer thread, overlapping the next
+                    # view's decoding), so a run killed here redoes only the views not on disk.
+                    image = image.cpu()
+                    refined[view] = (image * 255).round() / 255
+                    if self.save_dir is not None:
+                        writer.save(self.save_dir / VCR_DIR / vcr_view_name(view), image)
+
+                refiner.refine(before, cameras, views=missing, on_step=on_step, on_view=keep)
         after = torch.stack([refined[v] for v in range(n_views)])
         if self.save_dir is not None:
             for view in range(n_views):  # views reused from an earlier run: every view here

@@ -49,8 +49,10 @@ class ReconstructionConfig:
     lpips_weights_dir: str | None = None
     lpips_resolution: int | None = None  # None: LPIPS at the views' full resolution
     # Memory and speed (same loss definition): LPIPS one view at a time with activation
-    # checkpointing (recomputed in backward), and in bf16 autocast on CUDA.
-    lpips_checkpoint: bool = True
+    # checkpointing (recomputed in backward; CUDA only), and in bf16 autocast on CUDA.
+    # lpips_checkpoint None: a run takes it from its memory plan (gaussianip.memory_plan);
+    # used alone, None is False (one batched call).
+    lpips_checkpoint: bool | None = None
     lpips_autocast: bool = True
     # torch.compile the LPIPS network: fuses the elementwise normalisation and differences
     # of its five 1024-px feature maps, which eager mode runs as separate memory-bound
@@ -245,7 +247,8 @@ class Reconstructor:
             # Per-view checkpointing on CUDA only: on the CPU the backward of VGG run one
             # view at a time gave different bits from run to run with several threads
             # (measured; one batched call did not), and a CPU has the memory it saves.
-            terms["loss_lpips"] = lpips_loss(self.lpips, a, b, cfg.lpips_checkpoint and a.is_cuda,
+            recompute = bool(cfg.lpips_checkpoint) and a.is_cuda
+            terms["loss_lpips"] = lpips_loss(self.lpips, a, b, recompute,
                                              cfg.lpips_autocast and a.is_cuda)  # fmt: skip
         return terms
 

@@ -89,8 +89,9 @@ class HDSGuidanceConfig:
     # Views per pass through the VAE encoder and the UNet (0: all views in one pass). Each
     # view's HDS gradient depends on that view alone, so smaller passes give the same
     # gradient; each pass's backward frees its VAE activations before the next pass, so
-    # the peak memory falls (BENCHMARKS.md: the 8 GB runs).
-    micro_batch: int = 0
+    # the peak memory falls (BENCHMARKS.md: the 8 GB runs). None: a run takes it from its
+    # memory plan (gaussianip.memory_plan); used alone, None passes all views at once.
+    micro_batch: int | None = None
 
     def __post_init__(self) -> None:
         check_guidance_config(self)
@@ -138,7 +139,7 @@ def check_guidance_config(cfg: HDSGuidanceConfig) -> None:
             f"{cfg.grad_clip_threshold}; the reference uses 1.0 (grad_clip_pixel=false: no "
             "clipping)."
         )
-    if cfg.micro_batch < 0:
+    if cfg.micro_batch is not None and cfg.micro_batch < 0:
         raise ConfigError(
             f"{key}.micro_batch is a number of views per pass, got {cfg.micro_batch}; "
             "0 passes all views at once."

@@ -76,7 +76,9 @@ class VCRConfig:
     # True: each view's latents are a sample of its VAE posterior (the reference), drawn
     # from the seeded generator; False: the posterior mean.
     sample_posterior: bool = True
-    chunk_size: int = 8  # views per UNet call (twice that many rows with CFG)
+    # Views per UNet call (twice that many rows with CFG). None: a run takes it from its
+    # memory plan (gaussianip.memory_plan); used alone, None denoises a whole group at once.
+    chunk_size: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -93,7 +95,7 @@ class VCRConfig:
         if self.timestep_ladder not in LADDERS:
             raise ConfigError(f"system.vcr.timestep_ladder must be one of {list(LADDERS)}, "
                               f"got {self.timestep_ladder!r}.")  # fmt: skip
-        if self.chunk_size < 1:
+        if self.chunk_size is not None and self.chunk_size < 1:
             raise ConfigError(f"system.vcr.chunk_size must be >= 1, got {self.chunk_size}.")
         for name in ("guidance_scale", "id_scale", "shortcut_scale"):
             value = getattr(self, name)
@@ -205,8 +207,9 @@ class ViewConsistentRefiner:
                     state.clear()
                     eps = torch.zeros_like(z)
                     for mode, group in groups:
-                        for start in range(0, len(group), cfg.chunk_size):
-                            chunk = group[start : start + cfg.chunk_size]
+                        size = cfg.chunk_size or max(len(group), 1)
+                        for start in range(0, len(group), size):
+                            chunk = group[start : start + size]
                             eps[chunk] = self._guided_noise(state, mode, chunk, z, t,
                                                             uncond, cond, pose)  # fmt: skip
                     z = self.scheduler.step(eps, t, z).prev_sample
