@@ -187,4 +187,4 @@ def test_export_never_overwrites_and_names_bad_input(run_dir, tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing"), "--format", "splat"]) == 2
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["export", str(folder), "--format", "spz"])
+        main(["export", str(folder), "--format", "usdz"])

@@ -1,5 +1,6 @@
 """``gaussianip export``: copies of a run's avatar in the formats web viewers read
-(SuperSplat, antimatter15's viewer, ...); see ``formats`` for the conventions."""
+(SuperSplat, antimatter15's viewer, ...); see ``formats`` for the conventions,
+``gltf_splats`` for glTF (``KHR_gaussian_splatting``) and ``spz`` for SPZ."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from torch import Tensor
 
 from gaussianip.errors import AssetError, ConfigError
 from gaussianip.export.formats import write_compressed_ply, write_splat
+from gaussianip.export.gltf_splats import write_gltf_splats
+from gaussianip.export.spz import write_spz
 from gaussianip.gaussians import load_ply, save_ply
 from gaussianip.run_folder import stage_plys
 
@@ -18,6 +21,9 @@ FORMATS: dict[str, tuple[str, Callable[[str | Path, dict[str, Tensor]], Path]]] 
     "splat": (".splat", write_splat),
     "ply": (".ply", save_ply),  # the standard 3DGS layout (also gaussians.ply's)
     "compressed-ply": (".compressed.ply", write_compressed_ply),
+    # KHR_gaussian_splatting; "_splats" keeps avatar.glb free for the rigged mesh
+    "gltf": ("_splats.glb", write_gltf_splats),
+    "spz": (".spz", write_spz),
 }
 
 
