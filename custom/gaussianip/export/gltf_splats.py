@@ -1,9 +1,9 @@
 """The avatar's Gaussians as glTF: a GLB with the Khronos ``KHR_gaussian_splatting``
-extension (ratified 2026; Babylon.js, PlayCanvas, Cesium and three.js read it).
+extension (Babylon.js, PlayCanvas, Cesium and three.js read it).
 
-Layout, as the specification (KhronosGroup/glTF, extensions/2.0/Khronos/
-KHR_gaussian_splatting) asks: one mesh with one primitive of ``mode`` POINTS (0), all
-attributes float32, one value a Gaussian:
+Layout, as the specification asks (KhronosGroup/glTF, extensions/2.0/Khronos/
+KHR_gaussian_splatting, the Release Candidate text of 2026): one mesh with one
+primitive of ``mode`` POINTS (0), all attributes float32, one value a Gaussian:
 
 - ``POSITION`` VEC3 (with its min / max, as glTF requires);
 - ``KHR_gaussian_splatting:ROTATION`` VEC4, unit quaternions in glTF's order **xyzw**

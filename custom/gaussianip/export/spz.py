@@ -1,5 +1,5 @@
-"""The avatar's Gaussians as SPZ (Niantic's compressed splat format, about a tenth of a
-PLY), written by ``gsply`` (PyPI, maintained) as SPZ version 3 (gzip), the version every
+"""The avatar's Gaussians as SPZ (Niantic's compressed splat format, a quarter of a PLY
+or less), written by ``gsply`` (PyPI, maintained) as SPZ version 3 (gzip), the version every
 SPZ reader decodes; our tests decode it with PlayCanvas's ``splat-transform`` (npm).
 
 Same frame and conventions as our PLY: z up, facing +x, no axis flip (splat-transform
