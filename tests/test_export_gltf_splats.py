@@ -5,7 +5,7 @@ Each file is read three ways and compared with the model we exported (our PLY):
   (chunks, accessors, the spec's rotation matrix and SH polynomials), not pygltflib;
 - Babylon.js's own glTF loader (npm ``@babylonjs/core`` + ``@babylonjs/loaders``, run in
   Node on its NullEngine): what Babylon would render;
-- for SPZ, PlayCanvas's ``splat-transform`` (npm), decoding our SPZ to CSV.
+- for SPZ, Niantic's own SPZ library (npm ``@adobe/spz``, its C++ compiled to WebAssembly).
 The npm readers are installed into ``tests/js/splat_readers`` (git-ignored node_modules)
 on first use; those tests are skipped, with the reason, only where npm cannot install them.
 """
@@ -288,40 +288,39 @@ def test_babylon_js_reads_our_gltf_like_our_ply(run_dir, npm_readers, tmp_path):
     assert np.abs((sh - 128) / 128 - file_sh.clip(-1, 127 / 128)).max() <= 0.5 / 128 + 1e-6
 
 
-def test_splat_transform_reads_our_spz_like_our_ply(run_dir, npm_readers, tmp_path):
+def test_niantics_spz_library_reads_our_spz_like_our_ply(run_dir, npm_readers, tmp_path):
     folder, p = run_dir
     assert main(["export", str(folder), "--format", "spz"]) == 0
     spz = folder / "save" / "avatar.spz"
-    ply_size = (folder / "save" / "gaussians.ply").stat().st_size
-    assert spz.stat().st_size < ply_size / 3
-    csv = tmp_path / "decoded.csv"
-    run = subprocess.run(
-        ["node", "node_modules/@playcanvas/splat-transform/bin/cli.mjs", "-q", str(spz),
-         str(csv)],
-        cwd=npm_readers, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    assert spz.stat().st_size < (folder / "save" / "gaussians.ply").stat().st_size / 3
+    out = tmp_path / "niantic"
+    run = subprocess.run(["node", "spz_read.mjs", str(spz), str(out)], cwd=npm_readers,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stderr
-    c = np.genfromtxt(csv, delimiter=",", names=True)
-    assert len(c) == N
-
-    def cols(*names: str) -> np.ndarray:
-        return np.stack([c[name] for name in names], axis=1)
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report == {"count": N, "shDegree": 3}
+    flat = np.fromfile(f"{out}.bin", dtype="<f4").astype(np.float64)
+    sizes = {"positions": 3, "scales": 3, "rotations": 4, "alphas": 1, "colors": 3, "sh": 45}
+    assert flat.size == N * sum(sizes.values())
+    cloud, start = {}, 0
+    for name, k in sizes.items():
+        cloud[name] = flat[start : start + N * k].reshape(N, k)
+        start += N * k
 
     # Same frame as our PLY (no flip); 12 fractional bits of fixed point.
-    np.testing.assert_allclose(cols("x", "y", "z"), p["means"], atol=0.5 / 4096 + 1e-6)
+    np.testing.assert_allclose(cloud["positions"], p["means"], atol=0.5 / 4096 + 1e-6)
     base = 0.5 + SH_C0 * p["sh0"][:, 0]
-    colour = 0.5 + SH_C0 * cols("f_dc_0", "f_dc_1", "f_dc_2")
-    opacity = sigmoid(c["opacity"])
+    colour = 0.5 + SH_C0 * cloud["colors"]
+    opacity = sigmoid(cloud["alphas"][:, 0])
     # The issue's check: same count, mean colour and opacity as our PLY ...
     np.testing.assert_allclose(colour.mean(axis=0), base.mean(axis=0), atol=1e-3)
     assert abs(opacity.mean() - sigmoid(p["opacities"]).mean()) < 1e-3
     # ... and each Gaussian, within SPZ's quantisation.
     assert np.abs(colour - base).max() <= 1 / 255
     assert np.abs(opacity - sigmoid(p["opacities"])).max() <= 1 / 255
-    assert np.abs(cols("scale_0", "scale_1", "scale_2") - p["scales"]).max() <= 1 / 32 + 1e-6
+    assert np.abs(cloud["scales"] - p["scales"]).max() <= 1 / 32 + 1e-6
     unit = p["quats"] / np.linalg.norm(p["quats"], axis=1, keepdims=True)
-    dot = np.abs((cols("rot_0", "rot_1", "rot_2", "rot_3") * unit).sum(axis=1))
+    dot = np.abs((cloud["rotations"][:, [3, 0, 1, 2]] * unit).sum(axis=1))  # xyzw -> wxyz
     assert dot.min() > 0.999
-    rest = p["shN"].transpose(0, 2, 1).reshape(N, -1)  # channel-major, like the PLY
-    decoded = cols(*(f"f_rest_{i}" for i in range(rest.shape[1])))
-    assert np.abs(decoded - rest.clip(-1, 127 / 128)).max() <= 0.5 / 128 + 1e-6
+    sh = p["shN"].reshape(N, 45)  # [N, K, 3] coefficient-major, as SPZ's
+    assert np.abs(cloud["sh"] - sh.clip(-1, 127 / 128)).max() <= 0.5 / 128 + 1e-6

@@ -1,6 +1,7 @@
 """The avatar's Gaussians as SPZ (Niantic's compressed splat format, a quarter of a PLY
-or less), written by ``gsply`` (PyPI, maintained) as SPZ version 3 (gzip), the version every
-SPZ reader decodes; our tests decode it with PlayCanvas's ``splat-transform`` (npm).
+or less), written by ``gsply`` (PyPI, maintained) as SPZ version 3 (gzip), which older
+and newer SPZ readers decode. Our tests decode it with Niantic's own SPZ library (npm
+``@adobe/spz``); PlayCanvas's ``splat-transform`` 3.10.2 reads it the same way.
 
 Same frame and conventions as our PLY: z up, facing +x, no axis flip (splat-transform
 writes its SPZ the same way); colours from the SH DC term, opacity ``sigmoid(opacity)``.
