@@ -6,16 +6,24 @@ Each file is read three ways and compared with the model we exported (our PLY):
 - Babylon.js's own glTF loader (npm ``@babylonjs/core`` + ``@babylonjs/loaders``, run in
   Node on its NullEngine): what Babylon would render;
 - for SPZ, Niantic's own SPZ library (npm ``@adobe/spz``, its C++ compiled to WebAssembly).
+And Babylon.js draws the file in headless Chromium: upright, facing glTF's front, in colour.
 The npm readers are installed into ``tests/js/splat_readers`` (git-ignored node_modules)
 on first use; those tests are skipped, with the reason, only where npm cannot install them.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import http.server
 import json
+import math
 import shutil
 import struct
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +33,9 @@ import torch
 from gaussianip.cli import main
 from gaussianip.gaussians import save_ply
 from gaussianip.gaussians.model import SH_C0
+
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers.headless_chromium import HeadlessChromium, chromium_binary  # noqa: E402
 
 READERS = Path(__file__).parent / "js" / "splat_readers"
 KHR = "KHR_gaussian_splatting"
@@ -324,3 +335,91 @@ def test_niantics_spz_library_reads_our_spz_like_our_ply(run_dir, npm_readers, t
     assert dot.min() > 0.999
     sh = p["shN"].reshape(N, 45)  # [N, K, 3] coefficient-major, as SPZ's
     assert np.abs(cloud["sh"] - sh.clip(-1, 127 / 128)).max() <= 0.5 / 128 + 1e-6
+
+
+def figure_params() -> dict[str, torch.Tensor]:
+    """A flat figure in our frame (z up, facing +x): a 1.5 m body of two opaque slabs, the
+    front one green on the figure's left (+y) and red on its right, the back one blue, and
+    a yellow head on top."""
+    means, colours = [], []
+
+    def slab(x: float, y: tuple[float, float], z: tuple[float, float], rgb: list[float]):
+        ys, zs = torch.arange(*y, 0.025), torch.arange(*z, 0.025)
+        grid_y, grid_z = torch.meshgrid(ys, zs, indexing="ij")
+        points = torch.stack([torch.full_like(grid_y, x), grid_y, grid_z], -1).reshape(-1, 3)
+        means.append(points)
+        colours.append(torch.tensor(rgb).expand(len(points), 3))
+
+    slab(0.08, (0.0, 0.25), (-0.9, 0.6), [0.1, 0.9, 0.1])  # front, the figure's left
+    slab(0.08, (-0.25, 0.0), (-0.9, 0.6), [0.9, 0.1, 0.1])  # front, its right
+    slab(-0.08, (-0.25, 0.25), (-0.9, 0.6), [0.1, 0.1, 0.9])  # back
+    for x in (0.08, -0.08):
+        slab(x, (-0.1, 0.1), (0.65, 0.9), [0.9, 0.9, 0.1])  # head
+    points, rgb = torch.cat(means), torch.cat(colours)
+    n = len(points)
+    return {
+        "means": points,
+        "scales": torch.full((n, 3), math.log(0.015)),
+        "quats": torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(n, 4).clone(),
+        "opacities": torch.full((n,), 4.0),
+        "sh0": ((rgb - 0.5) / SH_C0)[:, None],
+        "shN": torch.zeros(n, 0, 3),
+    }
+
+
+def test_babylon_js_draws_our_gltf_upright_facing_its_front(npm_readers, tmp_path):
+    if chromium_binary() is None:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    save_ply(tmp_path / "save" / "gaussians.ply", figure_params())
+    assert main(["export", str(tmp_path), "--format", "gltf"]) == 0
+    glb = base64.b64encode((tmp_path / "save" / "avatar_splats.glb").read_bytes()).decode()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(npm_readers))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    shots = {}
+    try:
+        with HeadlessChromium(320, 320, timeout=90) as browser:
+            browser.open(f"http://127.0.0.1:{server.server_port}/babylon_view.html")
+            deadline = time.monotonic() + 90
+            while browser.evaluate("window.babylonReady === true") is not True:
+                assert time.monotonic() < deadline, "Babylon.js did not load"
+                time.sleep(0.2)
+            browser.evaluate(f"showGlb('{glb}')")
+            # Babylon's camera at +z sees glTF's front; at -z the back.
+            for view, alpha in (("front", math.pi / 2), ("back", -math.pi / 2)):
+                browser.evaluate(f"look({alpha})")
+                while browser.evaluate("window.drawn") is None:
+                    assert time.monotonic() < deadline, f"Babylon.js drew no {view} view"
+                    time.sleep(0.2)
+                assert browser.evaluate("window.drawn") == 1  # one GaussianSplattingMesh
+                shots[view] = browser.screenshot().astype(int)
+    finally:
+        server.shutdown()
+
+    def colour(image: np.ndarray, name: str) -> np.ndarray:
+        r, g, b = image[..., 0], image[..., 1], image[..., 2]
+        hi, lo = 150, 90
+        return {"red": (r > hi) & (g < lo) & (b < lo), "green": (g > hi) & (r < lo) & (b < lo),
+                "blue": (b > hi) & (r < lo) & (g < lo),
+                "yellow": (r > hi) & (g > hi) & (b < lo)}[name]  # fmt: skip
+
+    front = shots["front"]
+    rows, cols = np.nonzero(front.sum(axis=-1) > 60)
+    height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
+    assert height > 2.5 * width  # upright: 1.8 m tall, 0.5 m wide
+    head_rows = np.nonzero(colour(front, "yellow"))[0]
+    assert head_rows.max() < rows.min() + 0.2 * height  # the head on top
+    red, green = colour(front, "red"), colour(front, "green")
+    assert red.sum() > 1000 and green.sum() > 1000 and colour(front, "blue").sum() < 20
+    # Facing the viewer: the figure's left (green) on the picture's right, as a person's.
+    assert np.nonzero(green)[1].mean() > np.nonzero(red)[1].mean() + 0.3 * width
+    # Colours as stored (0.9 / 0.1 of 255), not washed out or darkened.
+    np.testing.assert_allclose(np.median(front[red], axis=0), [230, 25, 25], atol=20)
+    back = shots["back"]
+    assert colour(back, "blue").sum() > 2000
+    assert colour(back, "red").sum() + colour(back, "green").sum() < 20
