@@ -4,7 +4,7 @@
 #   bash scripts/gpu_perf.sh [STEP ...]
 # steps: gsplat pose s1cold s1warm s1model full cap anim repro whole fastwhole runwall
 #        networks onepass onepasswhole gsplatcache warmup fractions coldfractions graphtests
-#        packgsplat paperrun
+#        packgsplat paperrun s1variant
 # TAG=_name suffixes the files of fractions/coldfractions/paperrun/runwall (A/B in one call).
 # MEMCAP=GIB caps fractions/coldfractions/paperrun/runwall (default 8; MEMCAP= runs uncapped,
 # where the memory plan picks the large-GPU switches).
@@ -79,6 +79,9 @@ for step in "${steps[@]}"; do
         # After `warmup`: the first run's set-up on that machine, and the steps at fractions.
         fractions) bench $paper --stage1-fraction 0.005 --reconstruction-fraction 0.01 \
                        $cap_args --profile 2 --out "$out/fractions$tag.json" ${S1_ARGS:-} > "$out/fractions$tag.log" 2>&1 ;;
+        # Stage 1 alone at fractions, with a profile: one variant of switches (S1_ARGS) a call.
+        s1variant) bench $paper --stage1-only --stage1-fraction 0.005 $cap_args --profile 2 \
+                       --out "$out/s1variant$tag.json" ${S1_ARGS:-} > "$out/s1variant$tag.log" 2>&1 ;;
         # The same from an empty inductor cache: a fresh machine's set-up, no warm-up.
         coldfractions) rm -rf "$TORCHINDUCTOR_CACHE_DIR"
                        bench $paper --stage1-fraction 0.005 --reconstruction-fraction 0.01 \
