@@ -5,10 +5,9 @@
 #   bash scripts/gpu_round6.sh wait S    # waits up to S seconds for the job, then packs
 #                                        # /tmp/r6 into $OUT/r6.tgz (call again to go on)
 # Steps: gsplat's build (and its kernels packed for the next machine); the paper preset at
-# fractions with a profile, uncapped (the memory plan picks the large-GPU switches on an
-# H200), as shipped and with cuDNN's autotuning; the whole paper preset in one `gaussianip
-# run`, uncapped, with the faster of the two (cudnn_benchmark when it saves over 2 % of the
-# projected whole method); then the whole run again under an 8 GiB cap (the small plan).
+# fractions with a profile and the whole paper preset in one `gaussianip run`, uncapped
+# (the memory plan picks the large-GPU switches on an H200); then the whole run again
+# under an 8 GiB cap (the small plan).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 r6=/tmp/r6
@@ -18,14 +17,8 @@ case "${1:-}" in
         setsid nohup bash -c "
             export OUT=$r6
             bash scripts/gpu_perf.sh gsplat packgsplat
-            TAG=_large MEMCAP= bash scripts/gpu_perf.sh fractions
-            TAG=_large_cudnn MEMCAP= S1_ARGS=system.prior.cudnn_benchmark=true \\
-                bash scripts/gpu_perf.sh fractions
-            pick=\$(python3 scripts/gpu_round6_pick.py $r6/fractions_large.json \\
-                     $r6/fractions_large_cudnn.json system.prior.cudnn_benchmark=true)
-            echo \"picked: \$pick\"
-            TAG=_large MEMCAP= S1_ARGS=\"\$pick\" bash scripts/gpu_perf.sh paperrun
-            TAG=_small MEMCAP=8 S1_ARGS=\"\$pick\" bash scripts/gpu_perf.sh paperrun
+            TAG=_large MEMCAP= bash scripts/gpu_perf.sh fractions paperrun
+            TAG=_small MEMCAP=8 bash scripts/gpu_perf.sh paperrun
             touch $r6/DONE" > "$r6/job.log" 2>&1 < /dev/null &
         echo "round 6 started" ;;
     wait)

@@ -59,8 +59,10 @@ def out_of_memory_message(settings_hint: str) -> str:
 
 
 OOM_HINT = (
-    "with the same results, system.guidance.micro_batch=1 (views per pass through the VAE "
-    "and UNet, default 2) and system.vcr.chunk_size=2 (views per refinement call, default 4); "
+    "with the same results, the small memory plan (`--memory-cap-gib 8`, which `--resume` "
+    "takes too, or system.memory.mode=small), and below it system.guidance.micro_batch=1 "
+    "(views per pass through the VAE and UNet, 2 in the small plan) and "
+    "system.vcr.chunk_size=2 (views per refinement call, 4); "
     "changing the method, data.batch_size (stage 1, default 4), system.guidance.resolution "
     "(512), system.geometry.gaussians.init_num_points (100000), "
     "system.reconstruction.batch_size (8), system.reconstruction.lpips_resolution (e.g. 512: "
