@@ -106,16 +106,32 @@ def _add_animate(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    from gaussianip.export import FORMATS
+    from gaussianip.export import FORMATS, MESH_FORMATS
 
-    p = sub.add_parser("export", help="write the avatar for web viewers (SuperSplat, ...)")
+    p = sub.add_parser(
+        "export",
+        help="write the avatar for web viewers (splats) or as a rigged mesh (glb, obj)",
+        description="Splats: splat, ply, compressed-ply. Meshes: glb (rigged, textured, "
+        "with an optional animation clip: Blender, Unity, three.js) and obj (static, "
+        "textured: .obj + .mtl + .png).",
+    )
     p.add_argument("run_dir", type=Path, help="a run folder, its save/ folder, or a .ply")
-    p.add_argument("--format", required=True, choices=list(FORMATS), help="file format")
+    p.add_argument("--format", required=True, choices=[*FORMATS, *MESH_FORMATS],
+                   help="file format")  # fmt: skip
     p.add_argument("--out", type=Path, default=None,
                    help="output file (default: <save>/avatar.<format suffix>)")  # fmt: skip
     p.add_argument("--stage", default="final", choices=["final", "stage1"],
                    help="which avatar: the final one or stage 1's")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace an existing output file")
+    mesh = p.add_argument_group("mesh formats (glb, obj)")
+    mesh.add_argument("--faces", type=int, default=50_000, metavar="N",
+                      help="triangles of the mesh (default 50000)")  # fmt: skip
+    mesh.add_argument("--texture-size", type=int, default=2048, metavar="PX",
+                      help="texture width and height in pixels (default 2048)")  # fmt: skip
+    mesh.add_argument("--motion", type=Path, default=None, metavar="FILE",
+                      help="glb: bake this AMASS-layout .npz motion as a clip")  # fmt: skip
+    mesh.add_argument("--device", default="cpu",
+                      help="cpu or cuda: where the Gaussians are rendered")  # fmt: skip
     _add_verbose(p)
 
 
@@ -285,7 +301,9 @@ def _animate(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from gaussianip.export import export_run
 
-    out = export_run(args.run_dir, args.format, args.out, args.stage, args.force)
+    out = export_run(args.run_dir, args.format, args.out, args.stage, args.force,
+                     faces=args.faces, texture_size=args.texture_size, motion=args.motion,
+                     device=args.device)  # fmt: skip
     print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MB)")
 
 

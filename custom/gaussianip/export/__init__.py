@@ -1,6 +1,8 @@
 """``gaussianip export``: copies of a run's avatar in the formats web viewers read
 (SuperSplat, antimatter15's viewer, ...); see ``formats`` for the conventions,
-``gltf_splats`` for glTF (``KHR_gaussian_splatting``) and ``spz`` for SPZ."""
+``gltf_splats`` for glTF (``KHR_gaussian_splatting``) and ``spz`` for SPZ; and as a
+rigged, textured triangle mesh for Blender, Unity and glTF engines (``glb``, ``obj``;
+see ``avatar_mesh``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 from torch import Tensor
 
 from gaussianip.errors import AssetError, ConfigError
+from gaussianip.export.avatar_mesh import MESH_FORMATS, MeshExportOptions, export_mesh, output_files
 from gaussianip.export.formats import write_compressed_ply, write_splat
 from gaussianip.export.gltf_splats import write_gltf_splats
 from gaussianip.export.spz import write_spz
@@ -33,28 +36,46 @@ def export_run(
     out: str | Path | None = None,
     stage: str = "final",
     force: bool = False,
+    *,
+    faces: int = 50_000,
+    texture_size: int = 2048,
+    motion: str | Path | None = None,
+    device: str = "cpu",
+    mesh_options: MeshExportOptions | None = None,
 ) -> Path:
     """Write the ``stage`` avatar of ``run_dir`` as ``fmt`` to ``out`` (default:
     ``<save>/avatar[_stage1].<suffix>``); returns the file. Never overwrites a file
-    unless ``force``."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"Unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}.")
+    unless ``force``.
+
+    The mesh formats (``glb``, ``obj``) take ``faces``, ``texture_size``, ``motion`` (an
+    AMASS-layout .npz baked into the GLB as an animation clip) and ``device`` (the ring
+    renders' device), or all of them as ``mesh_options``."""
+    names = [*FORMATS, *MESH_FORMATS]
+    if fmt not in names:
+        raise ConfigError(f"Unknown export format '{fmt}'; choose one of {', '.join(names)}.")
     plys = stage_plys(run_dir)
     if stage not in plys:
         have = ", ".join(plys) or "none"
         raise AssetError(f"'{run_dir}' has no {stage} avatar (stages there: {have}).")
-    suffix, write = FORMATS[fmt]
+    suffix = MESH_FORMATS[fmt] if fmt in MESH_FORMATS else FORMATS[fmt][0]
     source = plys[stage]
     if out is None:
         out = source.parent / ("avatar" + ("" if stage == "final" else f"_{stage}") + suffix)
     out = Path(out).expanduser()
     if out.resolve() == source.resolve():
         raise ConfigError(f"--out '{out}' is the run's own PLY; give another file name.")
-    if out.exists() and not force:
-        raise ConfigError(f"'{out}' exists; give another --out, or --force to replace it.")
     if out.is_dir():
         raise ConfigError(f"--out '{out}' is a folder; give a file name ending in {suffix}.")
-    return write(out, load_ply(source))
+    written = output_files(out, fmt) if fmt in MESH_FORMATS else [out]
+    existing = [str(path) for path in written if path.exists()]
+    if existing and not force:
+        raise ConfigError(f"'{', '.join(existing)}' exist{'s' if len(existing) == 1 else ''}; "
+                          "give another --out, or --force to replace.")  # fmt: skip
+    if fmt in MESH_FORMATS:
+        opts = mesh_options or MeshExportOptions(faces=faces, texture_size=texture_size,
+                                                 motion=motion, device=device)  # fmt: skip
+        return export_mesh(source, stage, fmt, out, opts)
+    return FORMATS[fmt][1](out, load_ply(source))
 
 
-__all__ = ["FORMATS", "export_run"]
+__all__ = ["FORMATS", "MESH_FORMATS", "MeshExportOptions", "export_run"]
