@@ -30,7 +30,9 @@ report = {
     "bones": [len(a.data.bones) for a in armatures],
     "actions": [a.name for a in bpy.data.actions],
 }
-arm, mesh = armatures[0], meshes[0]
+skinned = [m for m in meshes if any(mod.type == "ARMATURE" for mod in m.modifiers)]
+report["skinned_meshes"] = len(skinned)  # the importer may add bone-shape meshes too
+arm, mesh = armatures[0], skinned[0]
 groups = {g.index: g.name for g in mesh.vertex_groups}
 report["vertex_groups"] = len(groups)
 n = len(mesh.data.vertices)
@@ -109,6 +111,14 @@ report["bone_moved"] = int(moved.sum())
 report["bone_moved_outside_subtree"] = int((moved & (subtree_weight == 0)).sum())
 report["bone_subtree_vertices"] = int((subtree_weight > 0).sum())
 report["bone_subtree_full_not_moved"] = int(((subtree_weight > 0.99) & ~moved).sum())
+mirror = bone_name.replace(".L", ".R") if bone_name.endswith(".L") else bone_name.replace(
+    "left", "right"
+)
+by_name = {name: i for i, name in groups.items()}
+for key, name in (("head_moved", "head"), ("other_arm_moved", mirror)):
+    owned = weights[:, by_name[name]] > 0.5 if name in by_name else np.zeros(n, bool)
+    report[key] = int((moved & owned).sum())
+    report[key.replace("moved", "vertices")] = int(owned.sum())
 report["rest_height"] = float(rest[:, 2].max() - rest[:, 2].min())
 with open(out, "w") as f:
     json.dump(report, f)

@@ -10,7 +10,6 @@ leaves the run as it was.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -108,8 +107,11 @@ def build_mesh(
     """The textured surface of Gaussians ``params`` (our frame); seconds per phase go to
     ``opts.timings``."""
     views, resolution = _ring(opts)
-    # TSDF voxels: fine enough for the face budget (about 4 faces a voxel face at the end).
-    voxels = max(128, min(384, round(math.sqrt(opts.faces) * 1.2)))
+    # TSDF voxels about the size of a ring pixel (the ring frames a sphere around the
+    # avatar: a pixel is ~1.1 / resolution of the avatar's height). Finer voxels do not
+    # add detail the renders lack; they only thin the truncation band (measured: the
+    # silhouette IoU drops from 0.92 to 0.90 at 1.5x finer voxels, 128 px renders).
+    voxels = max(64, min(512, round(0.9 * resolution)))
     surface_opts = SurfaceOptions(views_per_ring=views, resolution=resolution,
                                   faces=opts.faces, voxels=voxels)  # fmt: skip
     start = time.perf_counter()
@@ -193,7 +195,7 @@ def export_mesh(
             transforms = motion_joint_transforms(skeleton, motion)[frames]
             clip = GltfClip(motion.name, np.asarray(frames, np.float32) / motion.fps,
                             node_poses(skeleton, transforms, frame))  # fmt: skip
-        doc = glb_document(_in_frame(mesh, frame), skin, clip)
+        doc = glb_document(_in_frame(mesh, frame), skin, clip, extras=frame.extras())
         payload = {out: b"".join(doc.save_to_bytes())}
     opts.timings["write"] = time.perf_counter() - start
     _write_all(payload)

@@ -87,8 +87,11 @@ class _Blob:
         return len(self.doc.accessors) - 1
 
 
-def glb_document(mesh: TexturedMesh, skin: GltfSkin, clip: GltfClip | None) -> gl.GLTF2:
-    """The glTF document (buffer included) of the textured mesh, skin and clip."""
+def glb_document(
+    mesh: TexturedMesh, skin: GltfSkin, clip: GltfClip | None, extras: dict | None = None
+) -> gl.GLTF2:
+    """The glTF document (buffer included) of the textured mesh, skin and clip;
+    ``extras`` go into the scene's ``extras`` (how our frame maps to glTF's)."""
     doc = gl.GLTF2(asset=gl.Asset(version="2.0", generator="gaussianip export"))
     blob = _Blob(doc)
     n_joints = len(skin.names)
@@ -136,7 +139,7 @@ def glb_document(mesh: TexturedMesh, skin: GltfSkin, clip: GltfClip | None) -> g
     doc.skins.append(gl.Skin(name="avatar_skeleton", joints=list(range(n_joints)),
                              skeleton=0, inverseBindMatrices=ibm))  # fmt: skip
     doc.nodes.append(gl.Node(name="avatar", mesh=0, skin=0))
-    doc.scenes.append(gl.Scene(name="avatar", nodes=[0, n_joints]))
+    doc.scenes.append(gl.Scene(name="avatar", nodes=[0, n_joints], extras=extras or {}))
     doc.scene = 0
 
     if clip is not None:

@@ -39,6 +39,18 @@ class GltfFrame:
 
     lift: float
 
+    def extras(self) -> dict:
+        """The mapping, as the GLB's scene ``extras`` record it (for readers that want
+        our frame back: ``p = GLTF_FROM_OURS^T (p' - (0, lift, 0))``)."""
+        return {"gaussianip_frame": {"gltf_from_ours": GLTF_FROM_OURS.tolist(),
+                                     "lift": self.lift}}  # fmt: skip
+
+    def to_ours(self, p: Tensor) -> Tensor:
+        """[..., 3] glTF positions -> ours (the inverse of ``points``)."""
+        q = p.double().clone()
+        q[..., 1] -= self.lift
+        return q @ GLTF_FROM_OURS.double()
+
     def points(self, p: Tensor) -> Tensor:
         """[..., 3] positions in our frame -> glTF's."""
         out = p.double() @ GLTF_FROM_OURS.double().T
