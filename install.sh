@@ -36,6 +36,19 @@ fi
 say "installing gaussianip (editable) and its dependencies"
 "$python" -m pip install -e "$repo[test]"
 
+# Open3D (the mesh export's TSDF) loads the system's libusb-1.0 at import. Install it
+# where it is missing and we may (root with apt); otherwise say what to install.
+if ! "$python" -c "import open3d" 2>/dev/null; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        say "installing libusb-1.0-0 for Open3D (the mesh export)"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0) \
+            || say "warning: could not install libusb-1.0-0; export --format glb/obj needs it"
+    else
+        say "warning: open3d does not import (missing libusb-1.0?); export --format glb/obj" \
+            "needs it: sudo apt-get install libusb-1.0-0"
+    fi
+fi
+
 # gsplat compiles its CUDA kernels at first use (a minute or more). Where a GPU is present,
 # do it now, once, so that the first run starts at once (cached in ~/.cache/torch_extensions).
 if "$python" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then

@@ -111,8 +111,10 @@ report["bone_moved"] = int(moved.sum())
 report["bone_moved_outside_subtree"] = int((moved & (subtree_weight == 0)).sum())
 report["bone_subtree_vertices"] = int((subtree_weight > 0).sum())
 report["bone_subtree_full_not_moved"] = int(((subtree_weight > 0.99) & ~moved).sum())
-mirror = bone_name.replace(".L", ".R") if bone_name.endswith(".L") else bone_name.replace(
-    "left", "right"
+mirror = (
+    bone_name.replace(".L", ".R")
+    if bone_name.endswith(".L")
+    else bone_name.replace("left", "right")
 )
 by_name = {name: i for i, name in groups.items()}
 for key, name in (("head_moved", "head"), ("other_arm_moved", mirror)):

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from gaussianip.cameras import c2w_to_viewmat, intrinsics, look_at
-from gaussianip.errors import AssetError
+from gaussianip.errors import AssetError, ConfigError
 
 RING_ELEVATIONS_DEG = (-35.0, -10.0, 15.0, 40.0)  # plus one view from straight above/below
 FOVY_DEG = 30.0  # narrow: close to orthographic, so depth is sampled evenly
@@ -72,6 +72,17 @@ class SurfaceMesh:
     @property
     def num_faces(self) -> int:
         return int(self.faces.shape[0])
+
+
+def open3d():
+    """The ``open3d`` module, or a ``ConfigError`` saying what to install."""
+    try:
+        import open3d as o3d
+    except ImportError as err:
+        raise ConfigError(f"The mesh export needs Open3D, which did not import ({err}). "
+                          "pip install open3d; on Debian/Ubuntu it also needs "
+                          "`apt-get install libusb-1.0-0`.") from None  # fmt: skip
+    return o3d
 
 
 def visible_means(params: dict[str, Tensor], min_opacity: float = 0.05) -> Tensor:
@@ -154,8 +165,8 @@ def fuse_tsdf(renders: RingRenders, voxel_size: float, alpha_threshold: float = 
     """Integrate the ring's depth (where the opacity is at least ``alpha_threshold``)
     into Open3D's ``VoxelBlockGrid`` TSDF (truncation: 4 voxels) and extract its zero level
     set with Open3D's marching cubes (voxels seen at least once)."""
-    import open3d as o3d
-    import open3d.core as o3c
+    o3d = open3d()
+    o3c = o3d.core
 
     points = _surface_points(renders, alpha_threshold)
     if points.shape[0] == 0:
@@ -207,7 +218,7 @@ def _surface_points(renders: RingRenders, alpha_threshold: float) -> Tensor:
 
 
 def _to_open3d(mesh: SurfaceMesh):
-    import open3d as o3d
+    o3d = open3d()
 
     out = o3d.geometry.TriangleMesh(
         o3d.utility.Vector3dVector(mesh.vertices.astype(np.float64)),
@@ -241,7 +252,7 @@ def fill_small_holes(mesh: SurfaceMesh, hole_size: float) -> SurfaceMesh:
 
     The tensor mesh is built from the arrays directly: through ``from_legacy`` /
     ``to_legacy`` Open3D 0.20 returned a vertex of uninitialised memory here."""
-    import open3d as o3d
+    o3d = open3d()
 
     tensor_mesh = o3d.t.geometry.TriangleMesh(
         o3d.core.Tensor(np.ascontiguousarray(mesh.vertices, dtype=np.float32)),
