@@ -9,7 +9,8 @@
   angle between the surface normal and the direction to the camera), so grazing views,
   whose pixels smear across the surface, count little.
 - ``bake_texture``: every texel's surface point (``raster.rasterize_triangles`` in UV
-  space), coloured by ``project_colours``; points no view saw take the colour of the
+  space; on a grid of at most ``BAKE_MAX`` texels a side, scaled up to the texture size),
+  coloured by ``project_colours``; points no view saw take the colour of the
   nearest point a view saw; then the charts' colours bleed into the empty texels around
   them, so bilinear filtering and mip-maps show no dark seams.
 
@@ -32,6 +33,10 @@ from gaussianip.export.mesh import RingRenders, SurfaceMesh
 from gaussianip.export.raster import rasterize_triangles
 
 _POINTS_PER_CHUNK = 1 << 18
+# Texel colours are computed on a grid of at most this many texels a side and scaled up
+# to the texture size: the ring renders (384-512 px around the whole avatar) hold less
+# detail than a 1024 px atlas, and the projection costs time per texel (4x at 2048).
+BAKE_MAX = 1024
 MIN_COS = 0.15  # views seeing the surface at more than ~81 degrees are not used
 
 
@@ -55,8 +60,11 @@ class TexturedMesh:
         return int(self.faces.shape[0])
 
 
-def uv_atlas(mesh: SurfaceMesh, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """xatlas's chart cutting and packing for a ``size`` x ``size`` texture.
+def uv_atlas(
+    mesh: SurfaceMesh, size: int, padding: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """xatlas's chart cutting and packing for a ``size`` x ``size`` texture, ``padding``
+    texels between charts.
 
     Returns ``source`` [V'] (the original vertex of each new vertex), ``faces`` [F, 3]
     (into the new vertices) and ``uvs`` [V', 2] in [0, 1]."""
@@ -66,7 +74,7 @@ def uv_atlas(mesh: SurfaceMesh, size: int) -> tuple[np.ndarray, np.ndarray, np.n
     atlas.add_mesh(mesh.vertices, mesh.faces, mesh.normals)
     pack = xatlas.PackOptions()
     pack.resolution = size
-    pack.padding = 2
+    pack.padding = padding
     pack.bilinear = True
     chart = xatlas.ChartOptions()
     atlas.generate(chart, pack)
@@ -152,7 +160,9 @@ def bake_texture(
 ) -> TexturedMesh:
     """UV-map ``mesh`` (``uv_atlas``) and bake a ``size`` px texture and vertex colours
     from ``renders`` (see the module docstring)."""
-    source, faces, uvs = uv_atlas(mesh, size)
+    bake = min(size, BAKE_MAX)
+    # Charts keep 2 bake texels apart, so that scaling up mixes no neighbour's colour.
+    source, faces, uvs = uv_atlas(mesh, size, padding=2 * max(1, size // bake))
     vertices = torch.from_numpy(mesh.vertices)
     normals = F.normalize(torch.from_numpy(mesh.normals), dim=-1)
     # Vertex colours.
@@ -160,8 +170,8 @@ def bake_texture(
     vcol = fill_unseen(vertices, vcol, vweight > 0)
     # Texels: their surface points and normals by barycentric interpolation in UV space.
     tri = torch.from_numpy(faces).long()
-    uv_px = torch.from_numpy(uvs)[tri] * size  # [F, 3, 2]
-    face, bary = rasterize_triangles(uv_px, size, size)
+    uv_px = torch.from_numpy(uvs)[tri] * bake  # [F, 3, 2]
+    face, bary = rasterize_triangles(uv_px, bake, bake)
     covered = face >= 0
     f = face[covered]
     b = bary[covered]
@@ -175,9 +185,12 @@ def bake_texture(
         colours = fill_unseen(points, colours, seen)
     else:
         colours = (b[..., None] * vcol[corners]).sum(1)
-    image = torch.zeros(size, size, 3)
+    image = torch.zeros(bake, bake, 3)
     image[covered] = colours
     image = bleed(image, covered)
+    if bake < size:
+        image = F.interpolate(image.permute(2, 0, 1)[None], size=(size, size), mode="bilinear",
+                              align_corners=False)[0].permute(1, 2, 0)  # fmt: skip
     texture = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     return TexturedMesh(
         vertices=mesh.vertices[source],
