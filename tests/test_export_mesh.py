@@ -244,7 +244,7 @@ def test_glb_for_an_smplx_body(tmp_path):
     (run / "config.yaml").write_text(
         f"system:\n  body:\n    name: smplx\n    model_path: {model}\n"
     )
-    opts = MeshExportOptions(faces=1500, texture_size=64, views_per_ring=4, ring_resolution=64)
+    opts = MeshExportOptions(faces=1000, texture_size=64, views_per_ring=3, ring_resolution=48)
     doc = gl.GLTF2().load(str(export_run(run, "glb", mesh_options=opts)))
     names = [doc.nodes[i].name for i in doc.skins[0].joints]
     assert len(names) == 55 and names[:3] == ["pelvis", "left_hip", "right_hip"]
@@ -255,7 +255,7 @@ def test_glb_for_an_smplx_body(tmp_path):
 
 def test_obj_export_writes_obj_mtl_and_texture(exported, tmp_path):
     out = tmp_path / "avatar.obj"
-    opts = MeshExportOptions(faces=1000, texture_size=64, views_per_ring=4, ring_resolution=64)
+    opts = MeshExportOptions(faces=1000, texture_size=64, views_per_ring=3, ring_resolution=48)
     assert export_run(exported.run, "obj", out=out, mesh_options=opts) == out
     lines = out.read_text().splitlines()
     v = [ln for ln in lines if ln.startswith("v ")]
