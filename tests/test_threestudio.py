@@ -202,7 +202,10 @@ def test_system_runs_the_whole_method_with_threestudio_config_loading(threestudi
 
     motion = ("system.animation.motion=load/motions/turn.npz", "system.animation.max_frames=2",
               "system.animation.resolution=32")  # fmt: skip
-    cfg = _tiny_config(tmp_path, 2, 2, *motion)
+    export = ("system.export.faces=2000", "system.export.texture_size=64",  # small and quick
+              "system.export.views_per_ring=6", "system.export.ring_resolution=48",
+              "system.export.motion=load/motions/wave.npz")  # fmt: skip
+    cfg = _tiny_config(tmp_path, 2, 2, *motion, *export)
     assert cfg.trainer.max_steps == 4  # the YAML's ${add:...} in threestudio's loader
     dm = threestudio.find(cfg.data_type)(cfg.data)
     system = threestudio.find(cfg.system_type)(cfg.system, resumed=False)
@@ -223,6 +226,20 @@ def test_system_runs_the_whole_method_with_threestudio_config_loading(threestudi
     trainer.test(system, datamodule=dm)
     assert len(list(save.glob("it4-test/*.png"))) == 4
     assert (save / "animation.mp4").is_file()  # system.animation.motion, in the test stage
+
+    # launch.py --export: Lightning's predict loop writes the avatar as a rigged GLB
+    import pygltflib
+
+    from gaussianip.rig import load_rig
+
+    trainer.predict(system, datamodule=dm)
+    glb = save / "it4-export" / "avatar.glb"
+    doc = pygltflib.GLTF2().load(str(glb))
+    joints = load_rig(save / "avatar_rig.npz").skeleton.num_joints
+    assert len(doc.skins) == 1 and len(doc.skins[0].joints) == joints
+    assert len(doc.animations) == 1  # system.export.motion, baked as a clip
+    trainer.predict(system, datamodule=dm)  # a second export never replaces the first
+    assert (save / "it4-export" / "avatar-2.glb").is_file() and glb.is_file()
 
 
 def test_system_resumes_from_a_lightning_checkpoint(threestudio, tmp_path):

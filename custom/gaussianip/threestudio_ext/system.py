@@ -5,7 +5,9 @@ threestudio's camera batch, then, at the first step after stage 1, the View-Cons
 Refinement followed by the reconstruction steps). The run's length is the pipeline's,
 ``system.stage1.steps + system.reconstruction.steps`` (0 stage-1 steps when starting from
 ``system.stage2_from``): a larger ``trainer.max_steps`` is lowered to it. Outputs go to the trial's
-``save/`` folder, as with ``gaussianip run``.
+``save/`` folder, as with ``gaussianip run``; ``launch.py --export ... resume=.../last.ckpt``
+writes the checkpoint's avatar as a rigged, textured GLB (``gaussianip export --format glb``)
+into ``save/it<step>-export/avatar.glb``.
 
 The Gaussians keep their own per-parameter Adam optimisers (gsplat's densification needs
 them), so Lightning runs in manual optimisation; a parameter-free optimiser is returned to
@@ -14,7 +16,7 @@ Lightning only so that its step counter advances once per training step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from gaussianip.data import HumanCameraConfig
 from gaussianip.engine.config import SystemConfig
 from gaussianip.engine.pipeline import GaussianIPPipeline
 from gaussianip.render.views import render_views
+from gaussianip.threestudio_ext.export import export_trial_glb
 from gaussianip.threestudio_ext.registry import register
 
 
@@ -35,7 +38,11 @@ class GaussianIPSystem(BaseSystem):
     @dataclass
     class Config(SystemConfig, BaseSystem.Config):
         """threestudio's system settings plus ours: the ``system`` section that
-        ``gaussianip run`` reads (``gaussianip.engine.config.SystemConfig``)."""
+        ``gaussianip run`` reads (``gaussianip.engine.config.SystemConfig``), and the
+        options of ``launch.py --export``'s GLB (``gaussianip.export.MeshExportOptions``:
+        ``system.export.faces``, ``texture_size``, ``motion``, ...)."""
+
+        export: dict = field(default_factory=dict)
 
     cfg: Config
 
@@ -128,6 +135,18 @@ class GaussianIPSystem(BaseSystem):
             name="test_step",
             step=self.true_global_step,
         )
+
+    # threestudio's `launch.py --export ... resume=.../last.ckpt` (Lightning's predict loop).
+    def on_predict_start(self) -> None:
+        self._use_trial()
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        return None  # the export is one file, written once the loop ends
+
+    def on_predict_epoch_end(self) -> None:
+        path = export_trial_glb(self.pipeline, self.cfg.body, self.true_global_step,
+                                self.cfg.export)  # fmt: skip
+        threestudio.info(f"gaussianip: wrote {path}")
 
     def on_test_epoch_end(self) -> None:
         # The turntable video is the engine's turntable.mp4 (OpenCV, no ffmpeg needed);
