@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from gaussianip.batch.manifest import ManifestError, check_rows, grid_rows, read_manifest
-from gaussianip.batch.runner import BatchOptions, continue_command, run_batch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,6 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Check every row (before Ray or any model starts), then run them."""
+    # Ray is imported only here: the other commands start without it.
+    from gaussianip.batch.runner import BatchOptions, continue_command, run_batch
+
     overrides = [item for item in args.items if "=" in item]
     manifests = [item for item in args.items if "=" not in item]
     configs = list(args.configs or [])

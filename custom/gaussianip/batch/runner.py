@@ -207,8 +207,7 @@ def _run_locked(jobs: Sequence[AvatarJob], out_dir: Path, options: BatchOptions,
         print(f"gaussianip batch: {len(todo)} of {len(jobs)} rows to run on {len(workers)} "
               f"{device.upper()} worker(s)" + (f" ({done_before} done before)" if done_before
                                                else ""), flush=True)  # fmt: skip
-        failed = _dispatch(todo, workers, out_dir, options, state, publish, done_before,
-                           len(jobs))  # fmt: skip
+        failed = _dispatch(jobs, todo, workers, out_dir, options, state, publish)
     finally:
         ray.shutdown()
     publish()
@@ -217,7 +216,7 @@ def _run_locked(jobs: Sequence[AvatarJob], out_dir: Path, options: BatchOptions,
     print(f"gaussianip batch: {done} of {len(jobs)} rows done in {minutes}:{seconds:02d}; "
           f"results in {out_dir / 'results.csv'}, gallery {out_dir / 'gallery.html'}")  # fmt: skip
     if failed:
-        print(f"gaussianip batch: {len(failed)} rows failed after {options.retries + 1} "
+        print(f"gaussianip batch: {_rows(len(failed))} failed after {options.retries + 1} "
               f"tries (`{options.command}` tries them again):", file=sys.stderr)  # fmt: skip
         for job in failed:
             error = (state.get(job.name).get("error") or "").splitlines() or ["?"]
@@ -227,14 +226,13 @@ def _run_locked(jobs: Sequence[AvatarJob], out_dir: Path, options: BatchOptions,
 
 
 def _dispatch(
+    jobs: Sequence[AvatarJob],
     todo: list[AvatarJob],
     workers: list[Any],
     out_dir: Path,
     options: BatchOptions,
     state: BatchState,
     publish: Callable[[], None],
-    done_before: int,
-    total: int,
 ) -> list[AvatarJob]:
     """Hand the rows to the workers until each is done or out of tries; returns the rows
     that failed."""
@@ -246,7 +244,7 @@ def _dispatch(
     running: dict[Any, tuple[int, AvatarJob]] = {}  # future -> (worker, row)
     idle = deque(range(len(workers)))
     failed: list[AvatarJob] = []
-    progress = Progress(total, done_before, len(workers))
+    progress = Progress(len(jobs), len(jobs) - len(todo), len(workers))
     polls: dict[Any, int] = {}  # progress future -> worker
 
     def settle(worker: int, job: AvatarJob, outcome: dict[str, Any]) -> None:
@@ -258,10 +256,9 @@ def _dispatch(
         if retry and not again and not stopping:
             status = "failed"  # out of tries (its checkpoint stays for a rerun)
         record = {k: v for k, v in outcome.items() if k not in ("status", "worker_died")}
-        state.record(job.name, status=status, attempts=attempts,
-                     finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                     error=outcome.get("error") if status != "done" else None,
-                     **record)  # fmt: skip
+        record.update(status=status, attempts=attempts, finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                      error=outcome.get("error") if status != "done" else None)  # fmt: skip
+        state.record(job.name, **record)
         if again:
             queue.appendleft(job)  # the next free worker continues it from its checkpoint
         elif status == "done":
@@ -311,20 +308,24 @@ def _dispatch(
         except KeyboardInterrupt:
             pass  # at once: the rows still marked running continue from their checkpoints
         progress.close()
-        unfinished = [job for job in todo if state.get(job.name).get("status") != "done"]
+        done = sum(state.get(job.name).get("status") == "done" for job in jobs)
         raise RunInterrupted(
-            f"gaussianip batch: stopped; {len(unfinished)} rows not finished keep their "
-            f"checkpoints; `{options.command}` continues them."
+            f"gaussianip batch: stopped with {done} of {len(jobs)} rows done (the others keep "
+            f"their checkpoints); `{options.command}` continues."
         ) from None
     progress.close()
     return failed
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" + ("" if n == 1 else "s")
 
 
 def _worker_died(err: BaseException) -> dict[str, Any]:
     """The outcome of a row whose worker died: interrupted, to be tried again."""
     lines = str(err).strip().splitlines()
     reason = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
-    error = f"its worker died ({reason}); the row continues from its checkpoint"
+    error = f"its worker died ({reason}); the row keeps its last checkpoint"
     return {"status": "interrupted", "worker_died": True, "error": error}
 
 

@@ -136,8 +136,19 @@ class AvatarWorker:
         finally:
             self._stop = None
             self._progress = {"row": None, "phase": "idle", "done": 0, "total": 0}
+            _free_memory(self.device)  # the row's pipeline, before the next row builds one
         outcome["seconds"] = round(time.perf_counter() - t0, 3)
         return outcome
+
+
+def _free_memory(device: str) -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
 
 
 __all__ = ["CONTROL", "AvatarWorker"]
