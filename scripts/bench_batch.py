@@ -57,6 +57,31 @@ def overrides(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def engine_worker(rows_file: Path, out: Path, device: str) -> None:
+    """What one batch worker does, without Ray (for machines without it): one process, the
+    prior loaded once, every row through ``run_avatar`` with it."""
+    import time as clock
+
+    from omegaconf import OmegaConf
+
+    from gaussianip.engine.config import parse_run_config
+    from gaussianip.engine.run import run_avatar
+    from gaussianip.prior.human_prior import HumanPrior
+
+    rows = json.loads(rows_file.read_text())
+    prior, records = None, {}
+    for name, config in rows.items():
+        t0 = clock.perf_counter()
+        config = OmegaConf.create(config)
+        if prior is None:
+            prior = HumanPrior.build(parse_run_config(config).prior, device)
+            records["prior_seconds"] = clock.perf_counter() - t0
+        run_avatar(config, device, run_dir=out / "runs" / name, prior=prior,
+                   progress=lambda *_: None)  # fmt: skip
+        records[name] = clock.perf_counter() - t0
+    (out / "engine_worker.json").write_text(json.dumps(records, indent=2))
+
+
 def timed(command: list[str], log: Path) -> tuple[float, int]:
     t0 = time.perf_counter()
     with log.open("w") as handle:
@@ -68,18 +93,35 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--rows", type=int, default=3)
+    parser.add_argument("--config", default=CONFIG, help="(a CPU smoke test: gaussianip-tiny.yaml)")
+    parser.add_argument("--device", default="cuda")
     parser.add_argument("--stage1-steps", type=int, default=100)
     parser.add_argument("--reconstruction-steps", type=int, default=50)
     parser.add_argument("--ring-size", type=int, default=16)
     parser.add_argument("--turntable-frames", type=int, default=30)
     parser.add_argument("--only", choices=("batch", "separate"), default=None)
+    parser.add_argument(
+        "--mode",
+        choices=("ray", "engine"),
+        default=None,
+        help="ray: `gaussianip batch --workers 1`; engine: what its worker does, in one "
+        "process without Ray (default: ray where it is installed)",
+    )
+    parser.add_argument("--engine-worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.out.exists():
+    if args.engine_worker:
+        engine_worker(*args.engine_worker, args.device)
+        return 0
+    if args.mode is None:
+        import importlib.util
+
+        args.mode = "ray" if importlib.util.find_spec("ray") else "engine"
+    if args.out.exists():  # a folder of an earlier call of this script
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.rows)]
     common = overrides(args)
-    report: dict = {"rows": args.rows, "config": CONFIG, "overrides": common}
+    report: dict = {"rows": args.rows, "config": args.config, "overrides": common}
     python = [sys.executable, "-m", "gaussianip"]
 
     if args.only != "separate":
@@ -88,20 +130,43 @@ def main() -> int:
             writer = csv.writer(handle)
             writer.writerow(["name", "prompt", "config"])
             for i, prompt in enumerate(prompts):
-                writer.writerow([f"r{i + 1}", prompt, CONFIG])
-        seconds, rc = timed([*python, "batch", str(manifest), "--out", str(args.out / "batch"),
-                             "--workers", "1", "--device", "cuda", *common],
-                            args.out / "batch.log")  # fmt: skip
-        rows = [json.loads(line) for line in (args.out / "batch" / "batch.jsonl").open()]
-        final = {r["name"]: r for r in rows}
+                writer.writerow([f"r{i + 1}", prompt, args.config])
+        batch_dir = args.out / "batch"
+        if args.mode == "ray":
+            seconds, rc = timed([*python, "batch", str(manifest), "--out", str(batch_dir),
+                                 "--workers", "1", "--device", args.device, *common],
+                                args.out / "batch.log")  # fmt: skip
+            rows = [json.loads(line) for line in (batch_dir / "batch.jsonl").open()]
+            final = {r["name"]: r for r in rows}
+            detail = {name: {k: r.get(k) for k in ("status", "prior", "prior_seconds", "seconds",
+                                                    "run_seconds")}
+                      for name, r in final.items()}  # fmt: skip
+        else:
+            from gaussianip.engine.run import load_run_config
+
+            batch_dir.mkdir()
+            configs = {f"r{i + 1}": load_run_config(args.config, [
+                *common, f"system.prompt_processor.prompt='{prompt}'"]) for i, prompt in
+                enumerate(prompts)}  # fmt: skip
+            from omegaconf import OmegaConf
+
+            rows_file = args.out / "rows.json"
+            rows_file.write_text(json.dumps({n: OmegaConf.to_container(c, resolve=True)
+                                             for n, c in configs.items()}))  # fmt: skip
+            seconds, rc = timed([sys.executable, __file__, "--out", str(args.out),
+                                 "--device", args.device,
+                                 "--engine-worker", str(rows_file), str(batch_dir)],
+                                args.out / "batch.log")  # fmt: skip
+            final = dict.fromkeys(configs)
+            file = batch_dir / "engine_worker.json"
+            detail = json.loads(file.read_text()) if file.is_file() else None
         report["batch"] = {
+            "mode": args.mode,
             "returncode": rc,
             "wall_seconds": round(seconds, 1),
             "seconds_per_avatar": round(seconds / args.rows, 1),
-            "rows": {name: {k: r.get(k) for k in ("status", "prior", "prior_seconds", "seconds",
-                                                   "run_seconds")}
-                     for name, r in final.items()},
-        }  # fmt: skip
+            "rows": detail,
+        }
         setups = []
         for name in final:
             metrics = args.out / "batch" / "runs" / name / "save" / "metrics.json"
@@ -112,7 +177,7 @@ def main() -> int:
     if args.only != "batch":
         runs = []
         for i, prompt in enumerate(prompts):
-            seconds, rc = timed([*python, "run", "--config", CONFIG, "--device", "cuda",
+            seconds, rc = timed([*python, "run", "--config", args.config, "--device", args.device,
                                  "--out", str(args.out / "separate" / f"r{i + 1}"), *common,
                                  f"system.prompt_processor.prompt='{prompt}'"],
                                 args.out / f"run{i + 1}.log")  # fmt: skip
