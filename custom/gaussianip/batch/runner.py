@@ -292,9 +292,7 @@ def _dispatch(
                 idle.append(worker)
             _show_progress(workers, running, polls, progress)
     except KeyboardInterrupt:
-        stopping = True
-        print("\ngaussianip batch: stopping: each worker saves a checkpoint at its next step "
-              "(Ctrl-C again to stop at once)", file=sys.stderr, flush=True)  # fmt: skip
+        stopping = True  # each worker saves a checkpoint at its next step; Ctrl-C again: now
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for actor in workers:
             actor.request_stop.remote()
