@@ -135,9 +135,12 @@ def test_jsonl_manifest_and_grid_shorthand(tmp_path):
     assert grid_of(jobs) == ([("a woman", str(tmp_path / "faces" / "ada.png")),
                               ("a man", str(tmp_path / "faces" / "ada.png"))],
                              ["gaussianip-tiny", "tiny"])  # fmt: skip
-    page = write_gallery(tmp_path, jobs, {}).read_text()
+    (tmp_path / "out").mkdir()
+    page = write_gallery(tmp_path / "out", jobs, {}).read_text()
     assert "<th>gaussianip-tiny</th><th>tiny</th>" in page  # one column a config
     assert page.count("no result yet") == 4 and page.count("class='card'") == 4
+    portrait = (tmp_path / "faces" / "ada.png").as_uri()  # outside DIR: a file:// link
+    assert page.count(f"<img class='portrait' src='{portrait}'") == 2
     with pytest.raises(ManifestError, match="no prompt"):
         (tmp_path / "empty.txt").write_text("# nothing\n")
         grid_rows(tmp_path / "empty.txt", None, [TINY])

@@ -45,7 +45,8 @@ dt { color: #666; } dd { margin: 0; } pre { white-space: pre-wrap; color: #c6282
 
 
 def _url(path: str) -> str:
-    return quote(path, safe="/")
+    """A relative path made a URL; a ``file://`` URI (already escaped) as it is."""
+    return path if path.startswith("file:") else quote(path, safe="/")
 
 
 def _status(record: dict[str, Any]) -> str:
@@ -99,8 +100,10 @@ def _grid_table(out_dir: Path, jobs: Sequence[AvatarJob], records: dict[str, dic
             front = front_view(out_dir, job.name) if record.get("status") == "done" else None
             picture = (f"<img src='{_url(front)}' alt='{html.escape(job.name)}'>" if front
                        else "<div class='missing'>no result yet</div>")  # fmt: skip
+            score = record.get("identity")
+            score_text = f"identity {score:.3f}" if score is not None else ""
             cells.append(f"<td><a href='#{quote(job.name)}'>{picture}</a>{_status(record)} "
-                         f"{_score(record) if front else ''}</td>")  # fmt: skip
+                         f"{score_text}</td>")  # fmt: skip
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f"<h2>Prompts x configs</h2><table class='grid'><tr><th>prompt</th>{head}</tr>"
             + "".join(body) + "</table>")  # fmt: skip
