@@ -246,6 +246,7 @@ def _dispatch(
     failed: list[AvatarJob] = []
     progress = Progress(len(jobs), len(jobs) - len(todo), len(workers))
     polls: dict[Any, int] = {}  # progress future -> worker
+    reviving: dict[Any, int] = {}  # a restarting worker's first answer -> worker
 
     def settle(worker: int, job: AvatarJob, outcome: dict[str, Any]) -> None:
         tries[job.name] += 1
@@ -269,7 +270,7 @@ def _dispatch(
 
     stopping = False
     try:
-        while queue or running:
+        while running or (queue and (idle or reviving)):
             while queue and idle and not stopping:
                 worker, job = idle.popleft(), queue.popleft()
                 folder = run_dir_of(out_dir, job.name)
@@ -277,10 +278,17 @@ def _dispatch(
                              run_dir=str(folder), started=time.strftime("%Y-%m-%dT%H:%M:%S"),
                              worker=worker + 1)  # fmt: skip
                 running[workers[worker].run_row.remote(job, str(folder))] = (worker, job)
-            if not running:
-                break
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
+            waiting = [*running, *reviving]
+            ready, _ = ray.wait(waiting, num_returns=1, timeout=POLL_SECONDS)
             for future in ready:
+                if future in reviving:  # a restarted worker answers: it takes rows again
+                    worker = reviving.pop(future)
+                    try:
+                        ray.get(future)
+                        idle.append(worker)
+                    except RayError:  # not back yet: ask again
+                        reviving[workers[worker].info.remote()] = worker
+                    continue
                 worker, job = running.pop(future)
                 try:
                     outcome = ray.get(future)
@@ -289,8 +297,12 @@ def _dispatch(
                 except RayError as err:  # the worker died (killed, a GPU fault, its node)
                     outcome = _worker_died(err)
                 settle(worker, job, outcome)
-                idle.append(worker)
-            _show_progress(workers, running, polls, progress)
+                if outcome.get("worker_died"):
+                    # Ray restarts it (loading the prior again); rows go to it once it is back.
+                    reviving[workers[worker].info.remote()] = worker
+                else:
+                    idle.append(worker)
+            _show_progress(workers, running, polls, progress, set(reviving.values()))
     except KeyboardInterrupt:
         stopping = True  # each worker saves a checkpoint at its next step; Ctrl-C again: now
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -327,8 +339,13 @@ def _worker_died(err: BaseException) -> dict[str, Any]:
     return {"status": "interrupted", "worker_died": True, "error": error}
 
 
-def _show_progress(workers: list[Any], running: dict[Any, tuple[int, AvatarJob]],
-                   polls: dict[Any, int], progress: Progress) -> None:  # fmt: skip
+def _show_progress(
+    workers: list[Any],
+    running: dict[Any, tuple[int, AvatarJob]],
+    polls: dict[Any, int],
+    progress: Progress,
+    reviving: set[int],
+) -> None:
     """Ask the busy workers where they are (answers come back on a later call)."""
     import ray
 
@@ -342,7 +359,9 @@ def _show_progress(workers: list[Any], running: dict[Any, tuple[int, AvatarJob]]
                 pass
     busy = {worker for worker, _ in running.values()}
     for worker in range(len(workers)):
-        if worker not in busy:
+        if worker in reviving:
+            progress.show(worker, {"row": "-", "phase": "restarting"})
+        elif worker not in busy:
             progress.show(worker, {})
         elif worker not in polls.values():
             polls[workers[worker].progress.remote()] = worker

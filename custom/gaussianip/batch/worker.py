@@ -47,7 +47,8 @@ class AvatarWorker:
         self._progress: dict[str, Any] = {"row": None, "phase": "idle", "done": 0, "total": 0}
 
     # ------------------------------------------------------------------ control
-    @ray.method(concurrency_group=CONTROL)
+    # Retried by Ray until a restarting worker is back: the host's sign to give it rows.
+    @ray.method(concurrency_group=CONTROL, max_task_retries=-1)
     def info(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "host": socket.gethostname(), "device": self.device,
                 "prior_loads": self.prior_loads}  # fmt: skip
