@@ -34,6 +34,7 @@ FIELDS = ("name", "prompt", "portrait", "seed", "config", "overrides")
 REQUIRED = ("name", "prompt", "config")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 NAME_PATTERN = re.compile(r"^[\w][\w.+-]{0,99}$")  # a folder name on every file system
+PORTRAIT_KEYS = ("system.face_image", "system.repel_face_image")
 SEED_KEYS = ("seed", "system.stage1.seed", "system.vcr.seed", "system.reconstruction.seed")
 
 
@@ -236,6 +237,7 @@ def check_row(
     """The row's ``AvatarJob``, or None with its problems added to ``row.problems``."""
     from gaussianip.engine.config import check_seed, load_run_config, parse_run_config
     from gaussianip.faces.identity import check_portrait
+    from gaussianip.paths import resolve_asset
 
     problems = row.problems
     for name in REQUIRED:
@@ -278,8 +280,10 @@ def check_row(
     config_file = _local(row.config, base)
     try:
         config = load_run_config(config_file, overrides)
-        settings_config = config
-        parse_run_config(settings_config)
+        parse_run_config(config)
+        for key in PORTRAIT_KEYS:  # absolute: workers run elsewhere (another folder, node)
+            if OmegaConf.select(config, key):
+                OmegaConf.update(config, key, str(resolve_asset(OmegaConf.select(config, key))))
     except GaussianIPError as err:
         message = str(err)
         field_name = "config" if message.startswith("Config file") else _field_of(message, row)

@@ -35,6 +35,7 @@ from gaussianip.engine.metrics import identity_check, run_metrics
 from gaussianip.engine.reconstruction import Reconstructor
 from gaussianip.engine.stage1 import Stage1Trainer
 from gaussianip.errors import ConfigError
+from gaussianip.faces.identity import read_portrait
 from gaussianip.gaussians import GaussianModel, load_ply, save_ply
 from gaussianip.gaussians.init import gaussians_from_body
 from gaussianip.images import (
@@ -42,7 +43,6 @@ from gaussianip.images import (
     image_grid,
     image_row,
     load_png,
-    read_rgb,
     save_json,
     save_mp4,
     save_png,
@@ -406,7 +406,8 @@ class GaussianIPPipeline:
         refined front view, final front / side / back (the evaluation camera), and the
         identity score where it exists."""
         s = self.settings
-        portrait = read_rgb(s.system.face_image, "portrait") if s.system.face_image else None
+        # read as the identity was (a relative path also from the repository root)
+        portrait = read_portrait(s.system.face_image) if s.system.face_image else None
         front = select_views(self.sampler.turntable(4), [0])  # azimuth 0, 90, 180, 270
         stage1_ply = s.stage1_ply or (path.parent / "stage1.ply")
         stage1 = None
