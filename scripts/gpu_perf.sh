@@ -4,7 +4,7 @@
 #   bash scripts/gpu_perf.sh [STEP ...]
 # steps: gsplat pose s1cold s1warm s1model full cap anim repro whole fastwhole runwall
 #        networks onepass onepasswhole gsplatcache warmup fractions coldfractions graphtests
-#        packgsplat paperrun s1variant
+#        packgsplat paperrun s1variant batch
 # TAG=_name suffixes the files of fractions/coldfractions/paperrun/runwall (A/B in one call).
 # MEMCAP=GIB caps fractions/coldfractions/paperrun/runwall (default 8; MEMCAP= runs uncapped,
 # where the memory plan picks the large-GPU switches).
@@ -94,6 +94,14 @@ for step in "${steps[@]}"; do
         packcache) tar -C / -czf /tmp/caches.tgz root/.cache/torch_extensions "${TORCHINDUCTOR_CACHE_DIR#/}" 2>/dev/null
                    ls -la /tmp/caches.tgz; split -b 15M /tmp/caches.tgz "$out/cache.tgz." ;;
         unpackcache) [ -d .gpucache ] && cat .gpucache/cache.tgz.* | tar -C / -xzf - && echo "caches restored" ;;
+        # Many avatars: 3 fast-preset rows through one batch worker (one prior load)
+        # against 3 separate `gaussianip run`s (BATCH_ARGS shortens them, e.g.
+        # "--stage1-steps 60 --reconstruction-steps 30 --ring-size 8"; --mode engine where
+        # Ray is not installed). Run it warm (after `warmup` or `full`).
+        batch) python3 scripts/bench_batch.py --out /tmp/gaussianip-batch ${BATCH_ARGS:-} \
+                   > "$out/batch.log" 2>&1; rc=$?
+               cp /tmp/gaussianip-batch/bench_batch.json "$out/batch.json" 2>/dev/null
+               echo "rc=$rc"; tail -c 2500 "$out/batch.log" ;;
         *) echo "unknown step $step" ;;
     esac
     echo "=== $step rc=$? $(( $(date +%s) - t0 )) s"

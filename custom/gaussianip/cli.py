@@ -143,6 +143,15 @@ def _add_view(sub: argparse._SubParsersAction) -> None:
     _add_verbose(p)
 
 
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    from gaussianip.batch.command import add_arguments
+
+    p = sub.add_parser("batch", help="many avatars: a manifest's rows on every GPU (Ray), with "
+                                     "results.csv and gallery.html")  # fmt: skip
+    add_arguments(p)
+    _add_verbose(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gaussianip", description=DESCRIPTION)
     _add_verbose(parser, default=False)
@@ -155,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_animate(sub)
     _add_export(sub)
     _add_view(sub)
+    _add_batch(sub)
     return parser
 
 
@@ -179,7 +189,7 @@ def _preview(args: argparse.Namespace) -> None:
 
 def _run(args: argparse.Namespace) -> None:
     from gaussianip.devices import apply_memory_cap, check_device
-    from gaussianip.engine.run import load_run_config, run
+    from gaussianip.engine.run import load_run_config, run_avatar
 
     check_device(args.device)  # before any folder is made
     if args.memory_cap_gib is not None:
@@ -190,11 +200,12 @@ def _run(args: argparse.Namespace) -> None:
         if args.config is not None or args.overrides:
             raise ConfigError("--resume continues a run with its own config: drop --config "
                               "and the overrides.")  # fmt: skip
-        run(None, device=args.device, resume=args.resume)
+        run_avatar(None, device=args.device, resume=args.resume)
         return
     if args.config is None:
         raise ConfigError("Give --config YAML (e.g. gaussianip-tiny.yaml), or --resume RUN_DIR.")
-    run(load_run_config(args.config, args.overrides), device=args.device, out_root=args.out)
+    run_avatar(load_run_config(args.config, args.overrides), device=args.device,
+               out_root=args.out)  # fmt: skip
 
 
 def _download_lpips_backbone(system, target_dir: Path | None) -> Path | None:
@@ -313,6 +324,12 @@ def _view(args: argparse.Namespace) -> None:
     main(args)
 
 
+def _batch(args: argparse.Namespace) -> int:
+    from gaussianip.batch.command import main
+
+    return main(args)
+
+
 COMMANDS = {
     "preview": _preview,
     "run": _run,
@@ -322,11 +339,17 @@ COMMANDS = {
     "animate": _animate,
     "export": _export,
     "view": _view,
+    "batch": _batch,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "batch":  # overrides after the options: every row's
+        args.items += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # Growable CUDA memory segments: less memory held back by the caching allocator when
     # tensor sizes change between phases (a user's own setting wins).
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
@@ -335,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     use_compile_cache()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
-        COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
     except GaussianIPError as err:
         if args.verbose:
             traceback.print_exc()
@@ -346,4 +369,4 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(str(err) or f"gaussianip: {args.command} interrupted (Ctrl-C).", file=sys.stderr)
         return getattr(err, "exit_status", 130)
-    return 0
+    return status or 0  # a command returns a status where it has one (batch: 1 = rows failed)

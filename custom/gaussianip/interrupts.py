@@ -50,6 +50,12 @@ class StopRequests:
     def requested(self) -> bool:
         return self.signum is not None
 
+    def request(self, signum: int = signal.SIGINT) -> None:
+        """Ask for a stop from code (a host's other thread, e.g. a batch worker told to
+        stop): the same as a first signal."""
+        if self.signum is None:
+            self.signum = signum
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:  # asked twice: stop now
             self._restore()

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from gaussianip.errors import ConfigError
-from gaussianip.images import load_png, to_uint8
-
-if TYPE_CHECKING:
-    from gaussianip.engine.pipeline import GaussianIPPipeline
+from gaussianip.images import to_uint8
 
 
 @dataclass
@@ -104,39 +99,23 @@ def identity_line(identity: dict | None) -> str:
     return f"identity: not measured ({identity.get('reason') or 'no score'})"
 
 
-@torch.no_grad()
-def write_summary(pipeline: GaussianIPPipeline, path: Path) -> Path:
-    """``summary.png``: portrait, stage-1 front view, refined front view, final front /
-    side / back (the evaluation camera), and the identity score where it exists."""
-    from gaussianip.data import select_views
-    from gaussianip.gaussians import GaussianModel, load_ply
-    from gaussianip.images import read_rgb
-
-    s = pipeline.settings
-    portrait = read_rgb(s.system.face_image, "portrait") if s.system.face_image else None
-    front = select_views(pipeline.sampler.turntable(4), [0])  # azimuth 0, 90, 180, 270
-    stage1_ply = s.stage1_ply or (path.parent / "stage1.ply")
-    stage1 = None
-    if stage1_ply.is_file():
-        final = pipeline.model
-        pipeline.model = GaussianModel(load_ply(stage1_ply), s.gaussians).to(pipeline.device)
-        try:
-            stage1 = pipeline.render_each(front)[0]
-        finally:
-            pipeline.model = final
-    refined = None
-    if pipeline.refined is not None:  # the ring starts behind (-180 deg): front is halfway
-        refined = pipeline.refined[pipeline.refined.shape[0] // 2]
-    else:
-        ring = pipeline.sampler.cfg.ring_size
-        file = path.parent / "vcr" / f"view_{ring // 2:02d}.png"
-        refined = load_png(file) if file.is_file() else None
-    final_views = pipeline.render_each(select_views(pipeline.sampler.turntable(4), [0, 1, 2]))
-    panels = [("portrait", portrait), ("stage 1", stage1), ("refined (VCR)", refined),
+def write_summary(
+    path: Path,
+    portrait: np.ndarray | None,
+    stage1_front: Tensor | None,
+    refined_front: Tensor | None,
+    final_views: Tensor,
+    identity: dict | None,
+    height: int,
+) -> Path:
+    """``summary.png``: the portrait [H, W, 3] uint8, stage 1's front view, the refined
+    front view and the final front / side / back views ([H, W, 3] / [3, H, W, 3] floats in
+    [0, 1]; ``None`` where a run has none), with the identity score (``identity``, as in
+    ``metrics.json``) below, each panel ``height`` px tall. Written atomically."""
+    panels = [("portrait", portrait), ("stage 1", stage1_front), ("refined (VCR)", refined_front),
               ("final: front", final_views[0]), ("final: side", final_views[1]),
               ("final: back", final_views[2])]  # fmt: skip
-    footer = identity_line(pipeline.metrics.get("identity"))
-    sheet = summary_sheet(panels, s.outputs.summary_size, footer)
+    sheet = summary_sheet(panels, height, identity_line(identity))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     sheet.save(tmp, format="PNG")

@@ -1,6 +1,8 @@
 """The whole method as one engine: stage 1, View-Consistent Refinement, reconstruction.
 
-``GaussianIPPipeline(config, device, save_dir)`` checks the config, builds everything, and
+``GaussianIPPipeline(config, device, save_dir, prior=None)`` checks the config, builds
+everything (taking ``prior``, a ``HumanPrior`` already loaded for the config's
+``system.prior``, instead of loading one: a worker running many avatars loads it once), and
 is then driven one step at a time by a host (our CLI's ``run`` or threestudio's
 ``gaussianip-system``): ``train_step(step)`` for ``step`` in ``range(total_steps)``, then
 ``finish()``. Steps ``[0, stage1_steps)`` are stage 1; the first step after it runs the
@@ -16,6 +18,7 @@ refinement (all views, one call) before its reconstruction step. Files appear in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -28,20 +31,25 @@ from torch import Tensor
 
 from gaussianip.data import HumanCameraConfig, HumanCameraSampler, select_views
 from gaussianip.engine.config import RunSettings, parse_run_config
+from gaussianip.engine.metrics import identity_check, run_metrics
 from gaussianip.engine.reconstruction import Reconstructor
 from gaussianip.engine.stage1 import Stage1Trainer
+from gaussianip.errors import ConfigError
+from gaussianip.faces.identity import read_portrait
 from gaussianip.gaussians import GaussianModel, load_ply, save_ply
 from gaussianip.gaussians.init import gaussians_from_body
 from gaussianip.images import (
     BackgroundPngWriter,
     image_grid,
     image_row,
+    load_png,
     save_json,
     save_mp4,
     save_png,
 )
 from gaussianip.memory_plan import follow_plan, memory_budget_gib, plan_memory
 from gaussianip.pictures import thumbnails, write_summary
+from gaussianip.prior.human_prior import HumanPrior, PriorConfig
 from gaussianip.render.views import render_views
 
 log = logging.getLogger(__name__)
@@ -53,6 +61,25 @@ def vcr_view_name(view: int) -> str:
     return f"view_{view:02d}.png"
 
 
+def check_loaded_prior(prior: HumanPrior, wanted: PriorConfig, device: torch.device) -> None:
+    """``ConfigError`` unless ``prior`` was built from ``wanted`` (a config's
+    ``system.prior``) on ``device``: a run never takes another config's networks."""
+    if prior.cfg != wanted:
+        differ = [f.name for f in dataclasses.fields(wanted)
+                  if getattr(prior.cfg, f.name) != getattr(wanted, f.name)]  # fmt: skip
+        raise ConfigError(
+            f"The loaded prior was built for other system.prior settings ({', '.join(differ)} "
+            "differ); build one for this config (HumanPrior.build(settings.prior, device))."
+        )
+    if not _same_device(prior.device, device):
+        raise ConfigError(f"The loaded prior is on {prior.device}, the run on {device}.")
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    index = (a.index or 0, b.index or 0) if a.type == "cuda" else (0, 0)
+    return a.type == b.type and index[0] == index[1]
+
+
 class GaussianIPPipeline:
     """Stage 1 -> VCR -> reconstruction on one device (see the module docstring)."""
 
@@ -61,28 +88,40 @@ class GaussianIPPipeline:
         config: DictConfig | dict | RunSettings,
         device: str | torch.device = "cpu",
         save_dir: str | Path | None = None,
+        prior: HumanPrior | None = None,
     ) -> None:
         from gaussianip.body import build_body_model
         from gaussianip.faces import build_face_analyser, extract_identity
         from gaussianip.guidance.hds_guidance import HDSGuidance, body_pose_images
-        from gaussianip.prior.human_prior import HumanPrior
 
         # Everything a user can get wrong is checked before any model is built.
         s = config if isinstance(config, RunSettings) else parse_run_config(config)
         self.settings, self.device = s, torch.device(device)
-        # Speed-for-memory switches left null in the config follow the GPU's free memory.
-        self.memory_plan = plan_memory(memory_budget_gib(self.device), s.memory)
+        if prior is not None:
+            check_loaded_prior(prior, s.prior, self.device)
+        # Speed-for-memory switches left null in the config follow the GPU's free memory
+        # (a loaded prior's own memory counts as free: a new prior would take as much).
+        budget = memory_budget_gib(self.device)
+        if budget is not None and prior is not None:
+            budget = round(budget + prior.device_gib(), 2)
+        self.memory_plan = plan_memory(budget, s.memory)
         follow_plan(self.memory_plan, s.guidance, s.vcr, s.reconstruction)
         self.save_dir = Path(save_dir) if save_dir is not None else None
         self.body = build_body_model(**vars(s.body))
-        torch.manual_seed(s.seed)
 
         t0 = time.perf_counter()
         self.analyser = build_face_analyser(s.system.face_analyser, s.system.face_analyser_root)
         portraits = (s.system.face_image, s.system.repel_face_image)
         self.identity, repel = (extract_identity(p, self.analyser) if p else None
                                 for p in portraits)  # fmt: skip
-        self.prior = HumanPrior.build(s.prior, self.device)
+        if prior is None:
+            prior = HumanPrior.build(s.prior, self.device)
+        else:
+            prior.prepare_run()  # after an earlier avatar: back on the device, fast path back
+        self.prior = prior
+        # Seeded after the prior exists, so that a loaded prior and a new one (whose random
+        # initialisation draws from the same generator) give the same run.
+        torch.manual_seed(s.seed)
         body_on_device = self.body.to(self.device)
         self.pose_images = body_pose_images(body_on_device)
         self.guidance: HDSGuidance | None = HDSGuidance(
@@ -192,8 +231,6 @@ class GaussianIPPipeline:
 
     def _existing_views(self, n_views: int) -> dict[int, Tensor]:
         """Refined views already on disk (a restarted stage 2)."""
-        from gaussianip.images import load_png
-
         found: dict[int, Tensor] = {}
         folders = [self.save_dir / VCR_DIR] if self.save_dir is not None else []
         if self.settings.stage1_ply is not None:
@@ -352,9 +389,40 @@ class GaussianIPPipeline:
                 files[name] = save / name
         if (save / VCR_DIR).is_dir():
             files[VCR_DIR] = save / VCR_DIR
-        from gaussianip.engine.metrics import identity_check, run_metrics
-
-        self.metrics["identity"] = identity_check(self)
-        files["metrics.json"] = save_json(save / "metrics.json", run_metrics(self))
-        files["summary.png"] = write_summary(self, save / "summary.png")
+        self.metrics["identity"] = identity_check(
+            self.model, self.body.head_center, self.identity, self.analyser,
+            self.settings.stage1.backend,
+        )  # fmt: skip
+        metrics = run_metrics(self.settings, self.metrics, self.model.num_gaussians, self.device,
+                              self.skipped_steps(), self.stage1_steps,
+                              self.memory_plan.as_dict())  # fmt: skip
+        files["metrics.json"] = save_json(save / "metrics.json", metrics)
+        files["summary.png"] = self.write_summary(save / "summary.png")
         return files
+
+    @torch.no_grad()
+    def write_summary(self, path: Path) -> Path:
+        """``summary.png`` (``pictures.write_summary``): portrait, stage-1 front view,
+        refined front view, final front / side / back (the evaluation camera), and the
+        identity score where it exists."""
+        s = self.settings
+        # read as the identity was (a relative path also from the repository root)
+        portrait = read_portrait(s.system.face_image) if s.system.face_image else None
+        front = select_views(self.sampler.turntable(4), [0])  # azimuth 0, 90, 180, 270
+        stage1_ply = s.stage1_ply or (path.parent / "stage1.ply")
+        stage1 = None
+        if stage1_ply.is_file():
+            final = self.model
+            self.model = GaussianModel(load_ply(stage1_ply), s.gaussians).to(self.device)
+            try:
+                stage1 = self.render_each(front)[0]
+            finally:
+                self.model = final
+        if self.refined is not None:  # the ring starts behind (-180 deg): front is halfway
+            refined = self.refined[self.refined.shape[0] // 2]
+        else:
+            file = path.parent / VCR_DIR / vcr_view_name(self.sampler.cfg.ring_size // 2)
+            refined = load_png(file) if file.is_file() else None
+        final_views = self.render_each(select_views(self.sampler.turntable(4), [0, 1, 2]))
+        return write_summary(path, portrait, stage1, refined, final_views,
+                             self.metrics.get("identity"), s.outputs.summary_size)  # fmt: skip

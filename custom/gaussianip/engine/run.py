@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from gaussianip.engine.config import load_run_config, parse_run_config
 from gaussianip.errors import AssetError, ConfigError, GaussianIPError
+from gaussianip.interrupts import StopRequests
+from gaussianip.prior.human_prior import HumanPrior
+from gaussianip.run_lock import LOCK_FILE, RunLock
+
+# progress(phase, done, total): phase "stage1", "vcr" or "reconstruction"
+Progress = Callable[[str, int, int], None]
 
 
 def new_run_dir(root: Path, name: str) -> Path:
@@ -32,6 +40,25 @@ def new_run_dir(root: Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise ConfigError(f"Could not create a new run folder under '{root}'.")
+
+
+def new_run_dir_at(run_dir: Path) -> Path:
+    """``run_dir`` (a host's own choice of folder) made ready for a new run: created, or
+    taken as it is when it holds nothing but an empty ``save/`` (a run killed before it
+    wrote its config); never a folder with a run in it."""
+    if run_dir.exists() and not (run_dir / CONFIG_COPY).exists():
+        leftovers = [p for p in run_dir.rglob("*") if p.name != LOCK_FILE and not p.is_dir()]
+        if not leftovers:
+            (run_dir / "save").mkdir(exist_ok=True)
+            return run_dir
+    try:
+        (run_dir / "save").mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise ConfigError(
+            f"The run folder '{run_dir}' already holds files; continue it with --resume or "
+            "choose another folder."
+        ) from None
+    return run_dir
 
 
 def check_writable(root: Path) -> None:
@@ -76,35 +103,57 @@ def resume_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
     return folder, OmegaConf.load(config_file)  # type: ignore[return-value]
 
 
-def run(
+def run_avatar(
     config: DictConfig | None,
     device: str = "cpu",
     out_root: str | None = None,
     resume: str | Path | None = None,
+    prior: HumanPrior | None = None,
+    run_dir: str | Path | None = None,
+    stop: StopRequests | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Path]:
-    """Run the whole method for ``config`` (or continue the run folder ``resume``);
-    returns the written files."""
+    """Run the whole method for one avatar: ``config`` (resolved, as ``load_run_config``
+    gives it) into a new folder ``<out_root>/<name>@<time>`` (or exactly ``run_dir``, which
+    must not hold a run yet), or continue the run folder ``resume`` from its checkpoint.
+    Returns the written files. The one entry every host shares (``gaussianip run``, the
+    batch workers):
+
+    - ``prior``: a ``HumanPrior`` already loaded for this config's ``system.prior`` on
+      ``device`` (a worker running many avatars loads it once); None builds one.
+    - ``stop``: a host's stop requests (``StopRequests.request()`` from another thread);
+      by default Ctrl-C and SIGTERM. Either stops at the next step boundary with a
+      checkpoint and raises ``RunInterrupted``.
+    - ``progress``: called as ``progress(phase, done, total)`` after every step (phase
+      ``stage1``, ``vcr`` or ``reconstruction``) instead of drawing progress bars.
+    """
     from gaussianip.engine.faults import OOM_HINT, out_of_memory_message
 
+    hooks = _Hooks(prior, stop, progress)
     try:
-        return _run(config, device, out_root, resume)
+        if resume is None:
+            return _run_locked(config, device, out_root, None, run_dir, hooks)
+        folder, config = resume_config(resume)
+        with RunLock(folder):  # one writer per folder: a second --resume stops here
+            return _run_locked(config, device, out_root, resume, folder, hooks)
     except torch.OutOfMemoryError as err:
         raise GaussianIPError(out_of_memory_message(OOM_HINT)) from err
 
 
-def _run(config, device, out_root, resume) -> dict[str, Path]:
-    from gaussianip.run_lock import RunLock
-
-    if resume is None:
-        return _run_locked(config, device, out_root, None, None)
-    run_dir, config = resume_config(resume)
-    with RunLock(run_dir):  # one writer per folder: a second --resume stops here
-        return _run_locked(config, device, out_root, resume, run_dir)
+run = run_avatar  # its earlier name
 
 
-def _run_locked(config, device, out_root, resume, run_dir) -> dict[str, Path]:
+@dataclass
+class _Hooks:
+    """What a host hands ``run_avatar`` besides the config (see there)."""
+
+    prior: HumanPrior | None
+    stop: StopRequests | None
+    progress: Progress | None
+
+
+def _run_locked(config, device, out_root, resume, run_dir, hooks: _Hooks) -> dict[str, Path]:
     from gaussianip.engine.pipeline import GaussianIPPipeline
-    from gaussianip.run_lock import RunLock
 
     if resume is not None and (run_dir / "save" / "metrics.json").exists():
         raise ConfigError(
@@ -115,18 +164,23 @@ def _run_locked(config, device, out_root, resume, run_dir) -> dict[str, Path]:
     from gaussianip.animate import parse_animation
 
     animation = parse_animation(settings.system.animation)
-    if resume is None:
+    if resume is None and run_dir is None:
         root = Path(out_root or config.get("exp_root_dir", "outputs"))
         check_writable(root)
+    elif resume is None:
+        check_writable(Path(run_dir).parent)
     # Built before the run folder exists: a portrait whose face the analyser rejects (or
     # any other failure while building) leaves no empty run folder behind.
-    pipeline = GaussianIPPipeline(settings, device)
+    pipeline = GaussianIPPipeline(settings, device, prior=hooks.prior)
     if resume is None:
-        run_dir = new_run_dir(root, str(config.get("name", "gaussianip")))
+        if run_dir is None:
+            run_dir = new_run_dir(root, str(config.get("name", "gaussianip")))
+        else:
+            run_dir = new_run_dir_at(Path(run_dir))
         with RunLock(run_dir):
             OmegaConf.save(config, run_dir / CONFIG_COPY)
-            return _loop(pipeline, config, run_dir, device, resume, animation)
-    return _loop(pipeline, config, run_dir, device, resume, animation)
+            return _loop(pipeline, config, run_dir, device, resume, animation, hooks)
+    return _loop(pipeline, config, run_dir, device, resume, animation, hooks)
 
 
 def _postfix(pipeline, step: int, logs: dict[str, float]) -> dict[str, object]:
@@ -137,12 +191,14 @@ def _postfix(pipeline, step: int, logs: dict[str, float]) -> dict[str, object]:
     return postfix
 
 
-def _loop(pipeline, config, run_dir: Path, device: str, resume, animation) -> dict[str, Path]:
+def _loop(pipeline, config, run_dir: Path, device: str, resume, animation,
+          hooks: _Hooks) -> dict[str, Path]:  # fmt: skip
     """Train from the checkpoint (if any) to the end and write the outputs; Ctrl-C or
-    SIGTERM stops at the next step boundary with a checkpoint (``RunInterrupted``)."""
+    SIGTERM (or ``hooks.stop``) stops at the next step boundary with a checkpoint
+    (``RunInterrupted``)."""
     from tqdm import tqdm
 
-    from gaussianip.interrupts import RunInterrupted, StopRequests, resume_command
+    from gaussianip.interrupts import RunInterrupted, resume_command
 
     settings = pipeline.settings
     save = run_dir / "save"
@@ -153,12 +209,23 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation) -> di
     if resume is not None and checkpoint.is_file():
         start = pipeline.load_state_dict(torch.load(checkpoint, weights_only=True)) + 1
         print(f"gaussianip: resuming {run_dir} at step {start} of {pipeline.total_steps}")
+    quiet = hooks.progress is not None  # the host shows progress its own way
 
     def bar_for(step: int) -> tqdm:
         if step < pipeline.stage1_steps:
-            return tqdm(total=pipeline.stage1_steps, initial=step, desc="stage 1", unit="step")
+            return tqdm(total=pipeline.stage1_steps, initial=step, desc="stage 1", unit="step",
+                        disable=quiet)  # fmt: skip
         return tqdm(total=settings.reconstruction.steps, initial=step - pipeline.stage1_steps,
-                    desc="reconstruction", unit="step")  # fmt: skip
+                    desc="reconstruction", unit="step", disable=quiet)  # fmt: skip
+
+    def report(step: int) -> None:
+        if hooks.progress is None:
+            return
+        if step < pipeline.stage1_steps:
+            hooks.progress("stage1", step + 1, pipeline.stage1_steps)
+        else:
+            hooks.progress("reconstruction", step + 1 - pipeline.stage1_steps,
+                           settings.reconstruction.steps)  # fmt: skip
 
     # The reconstruction's bar starts after the refinement, which runs inside the first
     # reconstruction step with a bar of its own (its time is not the reconstruction's).
@@ -178,11 +245,13 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation) -> di
         if stop.requested:  # refined views are saved as they come: stopping here is safe
             raise stopped("stopped during the refinement (refined views kept)", stop.signum)
         if vcr_bar is None:
-            vcr_bar = tqdm(total=n, desc="VCR", unit="step")
+            vcr_bar = tqdm(total=n, desc="VCR", unit="step", disable=quiet)
         vcr_bar.update(1)
+        if hooks.progress is not None:
+            hooks.progress("vcr", i + 1, n)
 
     try:
-        with StopRequests() as stop:
+        with hooks.stop or StopRequests() as stop:
             for step in range(start, pipeline.total_steps):
                 if step == pipeline.stage1_steps and bar is not None:
                     bar.close()
@@ -195,6 +264,7 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation) -> di
                     bar = bar_for(step)
                 bar.set_postfix(_postfix(pipeline, step, logs))
                 bar.update(1)
+                report(step)
                 last = step == pipeline.total_steps - 1
                 due = (every and (step + 1) % every == 0) or step == pipeline.stage1_steps - 1
                 if not last and (due or stop.requested):
@@ -222,4 +292,4 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation) -> di
     return files
 
 
-__all__ = ["load_run_config", "new_run_dir", "resume_config", "run"]
+__all__ = ["Progress", "load_run_config", "new_run_dir", "resume_config", "run", "run_avatar"]

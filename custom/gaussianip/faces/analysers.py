@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from gaussianip.errors import AssetError
+from gaussianip.faces.landmarks import ARCFACE_CROP, ARCFACE_TEMPLATE
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,10 @@ class StandInFaceAnalyser:
         self.projection = np.random.default_rng(seed).normal(size=(512, 16 * 16 * 3))
 
     def __call__(self, image: np.ndarray) -> list[DetectedFace]:
-        from gaussianip.faces.identity import ARCFACE_TEMPLATE
-
         h, w = image.shape[:2]
         side = 0.5 * min(h, w)
         x0, y0 = (w - side) / 2, (h - side) / 2
-        landmarks = np.array([x0, y0]) + ARCFACE_TEMPLATE * side / 112.0
+        landmarks = np.array([x0, y0]) + ARCFACE_TEMPLATE * side / ARCFACE_CROP
         ys = np.linspace(y0, y0 + side - 1, 16).astype(int)
         xs = np.linspace(x0, x0 + side - 1, 16).astype(int)
         small = image[np.ix_(ys, xs)].astype(np.float64).reshape(-1) / 255.0

@@ -15,16 +15,12 @@ import numpy as np
 
 from gaussianip.errors import GaussianIPError
 from gaussianip.faces.analysers import DetectedFace, FaceAnalyser
+from gaussianip.faces.landmarks import ARCFACE_CROP, ARCFACE_TEMPLATE
 from gaussianip.images import read_rgb
 from gaussianip.paths import resolve_asset
 
 log = logging.getLogger(__name__)
 
-# ArcFace's 5-point template (eyes, nose tip, mouth corners) in a 112x112 crop.
-ARCFACE_TEMPLATE = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
-     [70.7299, 92.2041]], dtype=np.float64,
-)  # fmt: skip
 MIN_FACE_PIXELS = 48  # smaller faces carry too little identity to be worth distilling
 
 
@@ -85,7 +81,9 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 224) -> np.ndarray:
     """The face crop [size, size, 3] aligned on its 5 landmarks [5, 2] (as insightface's
     ``face_align.norm_crop``)."""
-    matrix = similarity_transform(landmarks.astype(np.float64), ARCFACE_TEMPLATE * size / 112.0)
+    matrix = similarity_transform(
+        landmarks.astype(np.float64), ARCFACE_TEMPLATE * size / ARCFACE_CROP
+    )
     return cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
 
 

@@ -158,26 +158,15 @@ class HumanPrior:
                         model.to("cpu")
         self._lora_fusion = LoRAFusion(unet) if adapter is not None and cfg.fuse_lora else None
         # The networks of the distillation step (``fast=True`` calls): compiled or eager.
-        self._vae_moments: torch.nn.Module = VAEMoments(vae, cfg.vae_checkpoint_blocks)
-        self._fast_unet, self._fast_controlnet = unet, controlnet
+        self._set_up_fast_path()
         chosen = set(cfg.compile_networks) if cfg.compile else set()
-        if chosen and cfg.compile_scope == "model":
-            if "vae" in chosen:
-                # The encoder's forward and backward keep the GPU busy (BENCHMARKS.md): CUDA
-                # graphs would only add a memory pool there, so it takes the default mode.
-                mode = "default" if cfg.compile_mode == "reduce-overhead" else cfg.compile_mode
-                self._vae_moments = compile_model(self._vae_moments, cfg.compile_backend, mode)
-            if "unet" in chosen:
-                self._fast_unet = compile_model(unet, cfg.compile_backend, cfg.compile_mode)
-            if "controlnet" in chosen and controlnet is not None:
-                self._fast_controlnet = compile_model(controlnet, cfg.compile_backend,
-                                                      cfg.compile_mode)  # fmt: skip
-        elif chosen:  # the blocks, compiled in place, taken on the fast path only
+        if chosen and cfg.compile_scope == "blocks":  # compiled in place, fast path only
             for name, model in (("vae", vae.encoder), ("unet", unet), ("controlnet", controlnet)):
                 if name in chosen and model is not None:
                     compile_blocks(model, cfg.compile_backend, cfg.compile_mode)
         self._graphed_noise = (GraphedCall(self._fast_noise)
                                if cfg.cuda_graphs and device.type == "cuda" else None)  # fmt: skip
+        self._offloaded = False
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -345,11 +334,51 @@ class HumanPrior:
                 and cfg.compile_backend == "inductor" and self.device.type == "cuda"
                 and bool({"unet", "controlnet"} & set(cfg.compile_networks)))  # fmt: skip
 
+    def _set_up_fast_path(self) -> None:
+        """The distillation step's networks: compiled as whole models where the config
+        says so (``compile_scope: model``), else the eager modules."""
+        cfg = self.cfg
+        self._fast_path_released = False
+        self._vae_moments: torch.nn.Module = VAEMoments(self.vae, cfg.vae_checkpoint_blocks)
+        self._fast_unet, self._fast_controlnet = self.unet, self.controlnet
+        chosen = set(cfg.compile_networks) if cfg.compile else set()
+        if not chosen or cfg.compile_scope != "model":
+            return
+        if "vae" in chosen:
+            # The encoder's forward and backward keep the GPU busy (BENCHMARKS.md): CUDA
+            # graphs would only add a memory pool there, so it takes the default mode.
+            mode = "default" if cfg.compile_mode == "reduce-overhead" else cfg.compile_mode
+            self._vae_moments = compile_model(self._vae_moments, cfg.compile_backend, mode)
+        if "unet" in chosen:
+            self._fast_unet = compile_model(self.unet, cfg.compile_backend, cfg.compile_mode)
+        if "controlnet" in chosen and self.controlnet is not None:
+            self._fast_controlnet = compile_model(self.controlnet, cfg.compile_backend,
+                                                  cfg.compile_mode)  # fmt: skip
+
+    def prepare_run(self) -> None:
+        """Make a prior that already ran an avatar ready for the next one: its networks
+        back on the device (after ``offload``) and the distillation step's compiled
+        networks back (after ``release_fast_path``; torch.compile finds their kernels in
+        its cache, so nothing is compiled again). A fresh prior is unchanged."""
+        if self._offloaded:
+            keep_on_cpu = self.cfg.offload_encoders and self.device.type == "cuda"
+            for model in (self.unet, self.vae, self.controlnet):
+                if model is not None:
+                    model.to(self.device)
+            if not keep_on_cpu:
+                for model in (self.text_encoder, self.image_encoder):
+                    if model is not None:
+                        model.to(self.device)
+            self._offloaded = False
+        if self._fast_path_released:
+            self._set_up_fast_path()
+
     def release_fast_path(self) -> None:
         """Drop the distillation step's compiled networks (stage 1 is over): the eager
         modules stay for refinement, and the CUDA graphs' memory pool is freed for it."""
         self._vae_moments = VAEMoments(self.vae, self.cfg.vae_checkpoint_blocks)
         self._fast_unet, self._fast_controlnet = self.unet, self.controlnet
+        self._fast_path_released = True
         if self._graphed_noise is not None:
             self._graphed_noise.reset()
         if self.inductor_cuda_graphs:
@@ -359,12 +388,21 @@ class HumanPrior:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    def device_gib(self) -> float:
+        """GiB of the networks' weights now on a GPU (0 once ``offload`` moved them)."""
+        tensors = [t for model in (self.text_encoder, self.unet, self.vae, self.controlnet,
+                                   self.image_encoder, self.adapter) if model is not None
+                   for t in (*model.parameters(), *model.buffers())]  # fmt: skip
+        unique = {id(t): t for t in tensors if t.is_cuda}  # the adapter shares the UNet's
+        return sum(t.numel() * t.element_size() for t in unique.values()) / 2**30
+
     def offload(self) -> None:
         """Move every network to the CPU (after refinement, reconstruction needs none)."""
         for model in (self.text_encoder, self.unet, self.vae, self.controlnet,
                       self.image_encoder):  # fmt: skip
             if model is not None:
                 model.to("cpu")
+        self._offloaded = True
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
