@@ -1,4 +1,4 @@
-"""Feed a list of bad inputs to ``gaussianip run`` and tabulate what each gave.
+"""Feed a list of bad inputs to the command line and tabulate what each gave.
 
 Every case goes through the command line's own entry point (``gaussianip.cli.main``,
 in-process) with the tiny config, so the outcome is what a user sees: the exit status and
@@ -15,6 +15,14 @@ passes and the table says what it was read as), an over-long prompt (the warning
 prior's tokenizer gives), devices, and run folders (a --resume while another process holds
 the folder's lock, which a helper process does here; a lock left by a killed process).
 
+And what an attacker or a broken disk hands over (issue 25): pickled and truncated
+checkpoints, a python tag in a run's config.yaml, empty and NaN PLYs, pickled motions, a
+FIFO as the portrait, a download server on 127.0.0.1 that accepts and never answers (run
+as a separate process, since the Hugging Face client reads its endpoint at import), sizes
+that imply hours, and flags a command cannot honour (``export``, ``animate`` and ``view``
+command lines besides ``run``). A payload that ran would create a marker file, which the
+report checks.
+
 Two cases need a face detector that finds no face, or several: the stand-in analyser of
 the tiny config always "finds" one, and insightface's model pack may not be installed, so
 those two use a scripted analyser (said in the table). Run as root, the unreadable file is
@@ -27,6 +35,7 @@ import contextlib
 import io
 import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +52,7 @@ from PIL import Image
 import gaussianip.photos
 from gaussianip import cli
 from gaussianip.faces import DetectedFace
+from gaussianip.paths import CONFIG_DIR
 
 CONFIG = "gaussianip-tiny.yaml"
 
@@ -60,6 +70,7 @@ class Case:
     refuse_reads: bool = False  # opening files fails with "permission denied"
     argv: list[str] | None = None  # a whole command line instead of `run --config ...`
     read: Path | None = None  # a portrait: add what it is read as (size, mean colour)
+    env: dict[str, str] | None = None  # run as a separate process with these variables
 
 
 def _faces(*boxes: tuple[float, float, float, float]) -> Callable:
@@ -159,6 +170,80 @@ def make_runs(folder: Path, files: dict[str, Path]) -> None:
     )
     files["preview_file"] = folder / "preview.txt"
     files["preview_file"].write_text("a file, not a folder")
+    make_hostile(folder, files, config)
+
+
+class Payload:
+    """Pickled, it would create a file when loaded (the report checks it never is)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def make_hostile(folder: Path, files: dict[str, Path], config) -> None:
+    """Files that are hostile or broken: checkpoints, run configs, PLYs, motions, a FIFO."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from gaussianip.checkpoints import save_checkpoint
+    from gaussianip.gaussians import save_ply
+
+    files["marker"] = folder / "payload-ran"
+    files["fifo"] = folder / "portrait-fifo.png"
+    os.mkfifo(files["fifo"])
+    for name in ("pickled_ckpt", "truncated_ckpt", "tagged_config"):
+        files[name] = folder / name
+        (files[name] / "save").mkdir(parents=True)
+        OmegaConf.save(config, files[name] / "config.yaml")
+    (files["pickled_ckpt"] / "ckpts").mkdir()
+    torch.save({"step": 3, "params": {}, "x": Payload(files["marker"])},
+               files["pickled_ckpt"] / "ckpts" / "last.pt")  # fmt: skip
+    for step in (3, 7):
+        save_checkpoint(files["truncated_ckpt"] / "ckpts", {"step": step, "params": {}})
+    last = files["truncated_ckpt"] / "ckpts" / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    text = (files["tagged_config"] / "config.yaml").read_text()
+    tag = f"!!python/object/apply:os.system ['touch {files['marker']}']"
+    text = text.replace("name: gaussianip-tiny", f"name: {tag}")
+    (files["tagged_config"] / "config.yaml").write_text(text)
+    # a finished run with a small avatar, for export / animate / view
+    files["run"] = folder / "finished_run"
+    g = torch.Generator().manual_seed(0)
+    params = {"means": torch.randn(64, 3, generator=g) * 0.3,
+              "quats": torch.randn(64, 4, generator=g),
+              "scales": torch.full((64, 3), -4.0), "opacities": torch.ones(64),
+              "sh0": torch.zeros(64, 1, 3), "shN": torch.zeros(64, 0, 3)}  # fmt: skip
+    save_ply(files["run"] / "save" / "gaussians.ply", params)
+    (files["run"] / "config.yaml").write_text("system:\n  body:\n    name: default\n")
+    nan = {k: v.clone() for k, v in params.items()}
+    nan["means"][:3, 0] = float("nan")
+    files["nan_ply"] = save_ply(folder / "nan.ply", nan)
+    files["empty_ply"] = folder / "empty.ply"
+    files["empty_ply"].write_text(
+        "ply\nformat ascii 1.0\nelement vertex 0\n"
+        + "".join(f"property float {n}\n" for n in ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2",
+                  "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"))
+        + "end_header\n"
+    )  # fmt: skip
+    files["pickled_motion"] = folder / "pickled_motion.npz"
+    np.savez(files["pickled_motion"], poses=np.array([Payload(files["marker"])], dtype=object),
+             mocap_frame_rate=np.array(30.0))  # fmt: skip
+    files["long_motion"] = folder / "long_motion.npz"
+    np.savez(files["long_motion"], poses=np.zeros((200_000, 66), np.float32),
+             mocap_frame_rate=np.array(120.0))  # fmt: skip
+    files["slow_motion"] = folder / "slow_motion.npz"
+    np.savez(files["slow_motion"], poses=np.zeros((40, 66), np.float32),
+             mocap_frame_rate=np.array(10.0))  # fmt: skip
+    files["note"] = folder / "note.txt"
+    files["note"].write_text("a file")
+    files["full_yaml"] = folder / "full-no-lpips.yaml"
+    files["full_yaml"].write_text(
+        f"extends: {CONFIG_DIR / 'gaussianip.yaml'}\n"
+        "system:\n  reconstruction:\n    lpips_pretrained: false\n"
+    )
 
 
 HOLD_LOCK = """
@@ -170,7 +255,7 @@ time.sleep(600)
 """
 
 
-def cases(files: dict[str, Path]) -> list[tuple[str, Case]]:
+def cases(files: dict[str, Path], ports: dict[str, int]) -> list[tuple[str, Case]]:
     portrait = "load/portraits/eileen_collins_nasa.png"
     face = "system.face_image="
     return [
@@ -252,6 +337,45 @@ def cases(files: dict[str, Path]) -> list[tuple[str, Case]]:
                         argv=["run", "--resume", str(files["stale_run"])])),
         ("folder", Case("preview --out naming a file", [],
                         argv=["preview", "--out", str(files["preview_file"])])),
+        # files that are hostile or broken (issue 25)
+        ("file", Case("--resume with a pickled checkpoint (code inside)", [],
+                      argv=["run", "--resume", str(files["pickled_ckpt"])])),
+        ("file", Case("--resume with a truncated last.pt (prev.pt intact)", [],
+                      argv=["run", "--resume", str(files["truncated_ckpt"])])),
+        ("file", Case("--resume with a python tag in the run's config.yaml", [],
+                      argv=["run", "--resume", str(files["tagged_config"])])),
+        ("file", Case("export of a PLY with 0 vertices", [],
+                      argv=["export", str(files["empty_ply"]), "--format", "splat",
+                            "--out", str(files["empty_ply"]) + ".splat"])),
+        ("file", Case("export of a PLY with 3 NaN Gaussians", [],
+                      argv=["export", str(files["nan_ply"]), "--format", "ply",
+                            "--out", str(files["nan_ply"]) + ".out.ply"])),
+        ("file", Case("animate with a motion of pickled arrays", [],
+                      argv=["animate", str(files["run"]), "--motion",
+                            str(files["pickled_motion"])])),
+        # nothing hangs or eats memory
+        ("size", Case("portrait: a FIFO (named pipe)", [face + str(files["fifo"])])),
+        ("size", Case("download from a server that never answers", [],
+                      argv=["download", "--config", str(files["full_yaml"]), "--no-faces",
+                            "--dir", str(files["fifo"].parent / "weights")],
+                      env={"HF_ENDPOINT": f"http://127.0.0.1:{ports['stalled']}",
+                           "GAUSSIANIP_NETWORK_TIMEOUT": "2"})),
+        ("size", Case("a motion of 200,000 frames", [],
+                      argv=["animate", str(files["run"]), "--motion", str(files["long_motion"])])),
+        ("size", Case("stage 1 of 10^12 steps", ["system.stage1.steps=1000000000000"])),
+        ("size", Case("100,000 evaluation views", ["data.n_test_views=100000"])),
+        # environment and flags
+        ("folder", Case("a run name of 300 characters", ["name=" + "n" * 300])),
+        ("flag", Case("--resume with --out", [],
+                      argv=["run", "--resume", str(files["stale_run"]), "--out", "elsewhere"])),
+        ("flag", Case("view --port on a busy port", [],
+                      argv=["view", str(files["run"]), "--port", str(ports["busy"])])),
+        ("flag", Case("animate --fps 30 with a 10-fps motion", [],
+                      argv=["animate", str(files["run"]), "--motion", str(files["slow_motion"]),
+                            "--fps", "30"])),
+        ("flag", Case("export --out under a regular file", [],
+                      argv=["export", str(files["run"]), "--format", "splat",
+                            "--out", str(files["note"] / "avatar.splat")])),
     ]  # fmt: skip
 
 
@@ -302,14 +426,21 @@ def run_case(case: Case, out: Path) -> tuple[int, str, float]:
 
     start = time.perf_counter()
     try:
-        with (
-            mock.patch("gaussianip.engine.pipeline.GaussianIPPipeline", checks_only),
-            mock.patch.object(gaussianip.photos, "open", refuse, create=True)
-            if case.refuse_reads
-            else contextlib.nullcontext(),
-            contextlib.redirect_stderr(stderr),
-        ):
-            code = cli.main(argv)
+        if case.env is not None:  # a separate process: its clients read the variables at import
+            env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"} | case.env
+            done = subprocess.run([sys.executable, "-m", "gaussianip", *argv],
+                                  capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+            stderr.write(done.stderr)
+            code = done.returncode
+        else:
+            with (
+                mock.patch("gaussianip.engine.pipeline.GaussianIPPipeline", checks_only),
+                mock.patch.object(gaussianip.photos, "open", refuse, create=True)
+                if case.refuse_reads
+                else contextlib.nullcontext(),
+                contextlib.redirect_stderr(stderr),
+            ):
+                code = cli.main(argv)
     except ChecksPassed:
         code = 0
     finally:
@@ -344,10 +475,20 @@ def main() -> int:
         holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(files["busy_run"])],
                                   stdout=subprocess.PIPE, text=True)  # fmt: skip
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        for i, (kind, case) in enumerate(cases(files), 1):
+        stalled, busy = socket.socket(), socket.socket()
+        for server in (stalled, busy):  # stalled: accepts (the kernel's backlog), never answers
+            server.bind(("127.0.0.1", 0))
+            server.listen(64)
+        ports = {"stalled": stalled.getsockname()[1], "busy": busy.getsockname()[1]}
+        for i, (kind, case) in enumerate(cases(files, ports), 1):
             out = folder / f"out{i}"
             code, message, seconds = run_case(case, out)
             message = message.replace(f"process {holder.pid} ", "process <pid> ")
+            for name, port in ports.items():
+                message = message.replace(f"--port {port + 1}", f"--port <{name} port + 1>")
+                message = message.replace(str(port), f"<{name} port>")
+                shown_port = f"<{name} port>"
+                case.argv = [shown_port if a == str(port) else a for a in case.argv or []] or None
             folder_made = "yes" if out.exists() and any(out.iterdir()) else "no"
             shown = " ".join(case.argv or case.overrides + case.args).replace(tmp, "$TMP")
             message = message.replace(tmp, "$TMP").replace("|", "\\|")
@@ -355,6 +496,10 @@ def main() -> int:
             rows.append((i, kind, case.label, shown, code, message, folder_made, seconds))
         holder.kill()
         holder.wait()
+        stalled.close()
+        busy.close()
+        if files["marker"].exists():
+            rows.append((0, "file", "a payload ran", "", 1, "TRACEBACK: code in a file ran", "", 0))
     print("| # | kind | what is wrong | input | exit | outcome (message) | run folder | s |")
     print("|---|---|---|---|---|---|---|---|")
     for i, kind, label, shown, code, message, folder_made, seconds in rows:

@@ -10,6 +10,7 @@ same run becomes ``animation-2.mp4`` and so on.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -43,7 +44,7 @@ class AnimateOptions:
     motion: Path
     camera: Literal["front", "orbit", "follow"] = "front"
     resolution: int = 512
-    fps: float = 30.0
+    fps: float | None = None  # None: 30, or the motion's own rate where that is lower
     ply_every: int = 0  # also write every N-th posed frame as a 3DGS PLY (0: none)
     max_frames: int | None = None  # only the first video frames (quick looks, tests)
     device: str = "cpu"
@@ -58,7 +59,7 @@ class AnimationConfig:
     motion: str | None = None  # AMASS-layout .npz; None: no animation
     camera: str = "front"  # front, orbit or follow
     resolution: int = 512
-    fps: float = 30.0
+    fps: float | None = None  # None: 30, or the motion's own rate where that is lower
     ply_every: int = 0
     max_frames: int | None = None
 
@@ -72,18 +73,23 @@ def parse_animation(cfg: dict | None) -> AnimationConfig:
         raise ConfigError(f"system.animation.camera must be one of {', '.join(CAMERAS)}, "
                           f"got '{parsed.camera}'.")  # fmt: skip
     if parsed.motion:
-        load_motion(parsed.motion)
+        motion = load_motion(parsed.motion)
+        fps = video_fps(motion, parsed.fps, "system.animation.fps")
+        check_video_length(motion, video_frames(motion, fps, parsed.max_frames), fps,
+                           parsed.max_frames)  # fmt: skip
     return parsed
 
 
-def animate_run(save: Path, cfg: AnimationConfig, device: str = "cpu") -> dict[str, Path]:
+def animate_run(
+    save: Path, cfg: AnimationConfig, device: str = "cpu", out: Path | None = None
+) -> dict[str, Path]:
     """Animate the avatar in the save folder ``save`` with ``cfg`` (nothing when
-    ``cfg.motion`` is None)."""
+    ``cfg.motion`` is None) into ``out`` (default: the next free animation name)."""
     if not cfg.motion:
         return {}
     opts = AnimateOptions(run_dir=Path(save), motion=Path(cfg.motion), camera=cfg.camera,  # type: ignore[arg-type]
                           resolution=cfg.resolution, fps=cfg.fps, ply_every=cfg.ply_every,
-                          max_frames=cfg.max_frames, device=str(device))  # fmt: skip
+                          max_frames=cfg.max_frames, device=str(device), out=out)  # fmt: skip
     return animate(opts)
 
 
@@ -100,9 +106,11 @@ def find_save_dir(run_dir: Path) -> Path:
 
 def _body_settings(save: Path) -> dict:
     """The run's ``system.body`` (our CLI's config.yaml, or threestudio's parsed.yaml)."""
+    from gaussianip.safe_load import load_yaml
+
     for config in (save.parent / "config.yaml", save.parent / "configs" / "parsed.yaml"):
-        if config.is_file():
-            cfg = OmegaConf.load(config)
+        if config.exists():
+            cfg = load_yaml(config, "run's config")
             body = OmegaConf.select(cfg, "system.body") or OmegaConf.select(
                 cfg, "system.geometry.body"
             )
@@ -128,7 +136,12 @@ def rig_for_run(save: Path, params: dict[str, Tensor]) -> tuple[AvatarRig, Path 
 
     body = build_body_model(**_body_settings(save))
     rig = build_rig(params["means"], body)
-    return rig, save_rig(file, rig)
+    try:
+        return rig, save_rig(file, rig)
+    except AssetError:
+        if file.is_file():  # another command bound the same avatar at the same moment
+            return rig, None
+        raise
 
 
 def video_frames(motion: Motion, fps: float, max_frames: int | None = None) -> list[int]:
@@ -140,12 +153,42 @@ def video_frames(motion: Motion, fps: float, max_frames: int | None = None) -> l
     return frames[:max_frames] if max_frames else frames
 
 
-def _free_name(folder: Path, stem: str, suffix: str) -> Path:
-    for i in range(1, 10_000):
-        path = folder / (f"{stem}{suffix}" if i == 1 else f"{stem}-{i}{suffix}")
-        if not path.exists() and not path.with_name(path.stem + "_ply").exists():
-            return path
-    raise AssetError(f"No free file name for {stem}{suffix} in '{folder}'.")
+DEFAULT_FPS = 30.0
+# Longer videos are refused unless --max-frames asks for them: 10 minutes at 30 fps.
+MAX_VIDEO_FRAMES = 18_000
+GPU_FRAMES_PER_SECOND = 277  # posing + rendering 100k Gaussians at 1024 px, one H200
+
+
+def video_fps(motion: Motion, fps: float | None, option: str = "--fps") -> float:
+    """The video's frame rate: ``fps``, or by default 30 (the motion's own rate where it
+    is lower). A rate above the motion's is refused: its frames would only repeat."""
+    if fps is None:
+        return min(DEFAULT_FPS, motion.fps)
+    if fps > motion.fps + 1e-6:
+        raise ConfigError(
+            f"{option} {fps:g} is above the frame rate of the motion '{motion.path}' "
+            f"({motion.fps:g} fps, {motion.num_frames} frames, {motion.duration:.2f} s): each "
+            f"motion frame would only repeat. Give {option} {motion.fps:g} (or less; the "
+            "video keeps the motion's duration), or resample the motion to a higher rate."
+        )
+    return fps
+
+
+def check_video_length(motion: Motion, frames: list[int], fps: float,
+                       max_frames: int | None) -> None:  # fmt: skip
+    """Refuse, before any work, a video longer than ``MAX_VIDEO_FRAMES`` that
+    ``--max-frames`` did not ask for, with what it would cost."""
+    if max_frames is not None or len(frames) <= MAX_VIDEO_FRAMES:
+        return
+    minutes = len(frames) / fps / 60
+    gpu_minutes = len(frames) / GPU_FRAMES_PER_SECOND / 60
+    raise ConfigError(
+        f"The motion '{motion.path}' gives {len(frames):,} video frames ({minutes:.0f} min "
+        f"of video at {fps:g} fps): about {gpu_minutes:.0f} min of posing and rendering "
+        "on an H200 and many hours on a CPU, and a video of gigabytes. At most "
+        f"{MAX_VIDEO_FRAMES:,} frames are made unless you ask: --max-frames N renders the "
+        f"first N (--max-frames {len(frames)} for all of them), --fps lowers the rate."
+    )
 
 
 def frame_cameras(
@@ -165,8 +208,11 @@ def frame_cameras(
         "means": params["means"].detach().cpu()[pick],
         "quats": params["quats"].detach().cpu()[pick],
     }
-    posed = pose_gaussians(sample, binding, transforms)["means"]  # [F, n, 3]
-    lo, hi = posed.amin(1), posed.amax(1)  # per frame
+    bounds = []
+    for start in range(0, len(frames), 256):  # chunks: long motions stay small in memory
+        posed = pose_gaussians(sample, binding, transforms[start : start + 256])["means"]
+        bounds.append((posed.amin(1), posed.amax(1)))  # [f, 3] each, per frame
+    lo, hi = torch.cat([b[0] for b in bounds]), torch.cat([b[1] for b in bounds])
     half_fov = math.radians(FOVY_DEG) / 2
     elev = math.radians(ELEVATION_DEG)
     if camera == "follow":
@@ -221,14 +267,10 @@ def render_params(params: dict[str, Tensor], c2w: Tensor, fovy: Tensor, size: in
 
 def animate(opts: AnimateOptions) -> dict[str, Path]:
     """Animate a run's avatar (see the module docstring); returns {name: path}."""
-    from tqdm import tqdm
-
-    from gaussianip.gaussians import load_ply, save_ply
-    from gaussianip.images import save_mp4
 
     if opts.resolution < 16:
         raise ConfigError(f"--resolution must be >= 16 pixels, got {opts.resolution}.")
-    if not opts.fps > 0:
+    if opts.fps is not None and not opts.fps > 0:
         raise ConfigError(f"--fps must be > 0, got {opts.fps}.")
     if opts.ply_every < 0:
         raise ConfigError(f"--ply-every must be >= 0 (0: no PLYs), got {opts.ply_every}.")
@@ -236,36 +278,76 @@ def animate(opts: AnimateOptions) -> dict[str, Path]:
         raise ConfigError(f"--camera must be one of {', '.join(CAMERAS)}, got '{opts.camera}'.")
     save = find_save_dir(Path(opts.run_dir))
     motion = load_motion(opts.motion)  # bad motion files fail here, in seconds
-    if opts.out is not None and Path(opts.out).exists():
-        raise AssetError(f"'{opts.out}' exists; it is left as it is (give another --out).")
-    video = Path(opts.out) if opts.out is not None else _free_name(save, "animation", ".mp4")
-    if opts.ply_every and video.with_name(video.stem + "_ply").exists():
-        raise AssetError(f"'{video.with_name(video.stem + '_ply')}' exists; it is left as it "
-                         "is (give another --out).")  # fmt: skip
+    fps = video_fps(motion, opts.fps)
+    frames = video_frames(motion, fps, opts.max_frames)
+    check_video_length(motion, frames, fps, opts.max_frames)
     device = torch.device(opts.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda, but no CUDA GPU is visible; use --device cpu.")
+    video, ply_dir = _claim_outputs(save, opts)
+    try:
+        return _animate(opts, save, motion, frames, fps, video, ply_dir)
+    except BaseException:  # nothing half-made stays under a name we claimed
+        if video.is_file() and video.stat().st_size == 0:
+            video.unlink()
+        if ply_dir is not None and ply_dir.is_dir() and not any(ply_dir.iterdir()):
+            ply_dir.rmdir()
+        raise
 
+
+def _claim_outputs(save: Path, opts: AnimateOptions) -> tuple[Path, Path | None]:
+    """The video's name (and its PLY folder's), claimed atomically: two animations at once
+    never get the same name. ``--out`` is never replaced."""
+    from gaussianip.output_files import reserve_free_name
+    from gaussianip.paths import check_output_file
+
+    sibling = "_ply" if opts.ply_every else None
+    if opts.out is None:
+        video = reserve_free_name(save, "animation", ".mp4", sibling)
+        return video, video.with_name(video.stem + "_ply") if sibling else None
+    video = check_output_file(Path(opts.out), "--out")
+    ply_dir = video.with_name(video.stem + "_ply") if sibling else None
+    try:
+        os.close(os.open(video, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise AssetError(f"'{video}' exists; it is left as it is (give another --out).") from None
+    if ply_dir is not None:
+        try:
+            ply_dir.mkdir()
+        except FileExistsError:
+            video.unlink()
+            raise AssetError(f"'{ply_dir}' exists; it is left as it is (give another --out)."
+                             ) from None  # fmt: skip
+    return video, ply_dir
+
+
+def _animate(opts: AnimateOptions, save: Path, motion: Motion, frames: list[int], fps: float,
+             video: Path, ply_dir: Path | None) -> dict[str, Path]:  # fmt: skip
+    from tqdm import tqdm
+
+    from gaussianip.gaussians import load_ply, save_ply
+    from gaussianip.images import save_mp4
+
+    device = torch.device(opts.device)
     params = load_ply(save / "gaussians.ply")
     rig, rig_written = rig_for_run(save, params)
     files: dict[str, Path] = {}
     if rig_written is not None:
         files[RIG_FILE] = rig_written
-    frames = video_frames(motion, opts.fps, opts.max_frames)
     c2w, fovy = frame_cameras(params, rig, motion, frames, opts.camera)
     on_device = {k: v.to(device) for k, v in params.items()}
     rig_on_device = rig.to(device)
-    ply_dir = video.with_name(video.stem + "_ply")
-    images = []
-    with torch.no_grad():
-        for i, frame in enumerate(tqdm(frames, desc=f"animate {motion.name}", unit="frame")):
-            posed = animate_params(on_device, rig_on_device, motion, frame)
-            images.append(render_params(posed, c2w[i], fovy[i], opts.resolution).cpu())
-            if opts.ply_every and i % opts.ply_every == 0:
-                save_ply(ply_dir / f"frame_{frame:05d}.ply", posed)
-    video_fps = min(opts.fps, motion.fps)
-    files[video.name] = save_mp4(video, torch.stack(images), fps=round(video_fps))
-    if opts.ply_every:
+
+    def rendered():  # one frame at a time: a long motion never sits in memory
+        with torch.no_grad():
+            for i, frame in enumerate(tqdm(frames, desc=f"animate {motion.name}", unit="frame")):
+                posed = animate_params(on_device, rig_on_device, motion, frame)
+                if ply_dir is not None and i % opts.ply_every == 0:
+                    save_ply(ply_dir / f"frame_{frame:05d}.ply", posed)
+                yield render_params(posed, c2w[i], fovy[i], opts.resolution).cpu()
+
+    files[video.name] = save_mp4(video, rendered(), fps=fps)  # the video keeps its duration
+    if ply_dir is not None:
         files[ply_dir.name] = ply_dir
     return files
 

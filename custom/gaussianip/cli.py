@@ -8,6 +8,7 @@ checkpoint and names the command that continues it).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -31,7 +32,7 @@ def _add_preview(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-points", type=int, default=100_000, help="Gaussians to sample")
     p.add_argument("--resolution", type=int, default=512, help="image size in pixels")
     p.add_argument("--seed", type=int, default=0, help="seed of the point sampling")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", help="cpu (the default), cuda or cuda:N")
     _add_verbose(p)
 
 
@@ -45,7 +46,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, help="YAML config, e.g. gaussianip-tiny.yaml")
     p.add_argument("--resume", default=None,
                    help="continue an earlier run's folder (outputs/<name>@<time>)")  # fmt: skip
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (the default), cuda or cuda:N")  # fmt: skip
     p.add_argument("--out", default=None, help="output root (default: the config's exp_root_dir)")
     p.add_argument("--memory-cap-gib", type=float, default=None, metavar="GIB",
                    help="hard cap on GPU memory, as on a card of that size (an allocation "
@@ -82,7 +84,8 @@ def _add_warmup(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", action="append", default=None,
                    help="config whose kernels to compile (repeatable; default: "
                         "gaussianip.yaml and gaussianip-fast.yaml)")  # fmt: skip
-    p.add_argument("--device", default="cuda", help="the GPU the runs will use (cuda, cuda:N)")
+    p.add_argument("--device", default="cuda",
+                   help="the GPU the runs will use (default cuda; cuda:N)")  # fmt: skip
     p.add_argument("overrides", nargs="*", help="key=value config overrides, as for run")
     _add_verbose(p)
 
@@ -96,12 +99,14 @@ def _add_animate(sub: argparse._SubParsersAction) -> None:
                    help="front: fixed, framing the whole motion; orbit: one turn around it; "
                         "follow: tracking the body")  # fmt: skip
     p.add_argument("--resolution", type=int, default=512, help="video size in pixels")
-    p.add_argument("--fps", type=float, default=30.0, help="video frame rate")
+    p.add_argument("--fps", type=float, default=None,
+                   help="video frame rate (default 30, or the motion's own where lower; "
+                        "never above the motion's)")  # fmt: skip
     p.add_argument("--ply-every", type=int, default=0, metavar="N",
                    help="also write every N-th posed frame as a 3DGS PLY")  # fmt: skip
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
     p.add_argument("--out", type=Path, default=None, help="the mp4 (default: save/animation.mp4)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu (the default) or cuda")
     _add_verbose(p)
 
 
@@ -200,6 +205,10 @@ def _run(args: argparse.Namespace) -> None:
         if args.config is not None or args.overrides:
             raise ConfigError("--resume continues a run with its own config: drop --config "
                               "and the overrides.")  # fmt: skip
+        if args.out is not None:
+            raise ConfigError(f"--resume writes into the run folder it continues "
+                              f"('{args.resume}'), so --out '{args.out}' cannot be honoured: "
+                              "drop --out.")  # fmt: skip
         run_avatar(None, device=args.device, resume=args.resume)
         return
     if args.config is None:
@@ -232,16 +241,28 @@ def _download_lpips_backbone(system, target_dir: Path | None) -> Path | None:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         hash_prefix = VGG16_FILE.rsplit("-", 1)[-1].split(".")[0]  # torchvision's naming
+        url = VGG16_Weights.IMAGENET1K_V1.url
         try:
-            torch.hub.download_url_to_file(VGG16_Weights.IMAGENET1K_V1.url, str(path),
-                                           hash_prefix=hash_prefix)  # fmt: skip
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_prefix)
         except Exception as err:  # network errors come in many types
+            from gaussianip.network import is_timeout, network_timeout, timeout_error
+
+            if is_timeout(err):
+                where = url.split("/")[2]
+                raise timeout_error("the LPIPS VGG16 backbone", where, network_timeout()) from None
             raise AssetError(f"Could not download the LPIPS VGG16 backbone: {err}") from err
     print(f"LPIPS VGG16 backbone: {path}")
     return folder
 
 
 def _download(args: argparse.Namespace) -> None:
+    from gaussianip.network import network_timeouts
+
+    with network_timeouts():  # a stalled server ends in a message, never a hang
+        _download_all(args)
+
+
+def _download_all(args: argparse.Namespace) -> None:
     from gaussianip.config import parse_config
     from gaussianip.engine.config import load_run_config
     from gaussianip.prior.human_prior import PriorConfig
@@ -272,21 +293,32 @@ def _download(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from gaussianip.devices import check_device
+    from gaussianip.devices import available_devices, check_device
     from gaussianip.engine.bench import main
 
+    if args.device.startswith("cuda") and "cuda" not in available_devices():
+        raise ConfigError(
+            "gaussianip bench times the method on a GPU, and PyTorch sees no CUDA GPU here "
+            "(a CPU build of torch, or CUDA_VISIBLE_DEVICES). Run it on the GPU machine. "
+            "`--device cpu` does run here, but the full-size networks take minutes a step on "
+            "a CPU: a CPU timing says nothing about a GPU's."
+        )
     check_device(args.device)
     main(args)
 
 
 def _warmup(args: argparse.Namespace) -> None:
-    from gaussianip.devices import check_device
+    from gaussianip.devices import available_devices, check_device
 
-    if check_device(args.device) == "cpu":
+    if args.device == "cpu" or "cuda" not in available_devices():
         raise ConfigError(
-            "gaussianip warmup --device cpu: the warm-up compiles GPU kernels, and a CPU run "
-            "has none worth preparing. Use --device cuda on a machine with a GPU."
-        )
+            "gaussianip warmup compiles GPU kernels for later runs on this machine's GPU; "
+            + ("PyTorch sees no CUDA GPU here, so " if "cuda" not in available_devices()
+               else "with --device cpu ")
+            + "there is nothing to prepare: CPU runs need no warm-up. Run it on the GPU "
+            "machine (install.sh does where it finds a GPU)."
+        )  # fmt: skip
+    check_device(args.device)
     from gaussianip.warmup import SHIPPED_CONFIGS, warm_up
 
     warm_up(args.config or SHIPPED_CONFIGS, args.device, args.overrides)
@@ -343,6 +375,28 @@ COMMANDS = {
 }
 
 
+# errnos that describe the machine, not a bug: told as one line naming the file.
+ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENAMETOOLONG,
+                      errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)  # fmt: skip
+
+
+def environment_error(err: OSError) -> bool:
+    return err.errno in ENVIRONMENT_ERRNOS
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for an ``OSError`` of the environment: the file, the reason, the fix."""
+    from gaussianip.disk_space import FULL_DISK_ERRNOS, disk_full_error
+
+    where = f"'{err.filename}'" if err.filename else "a file"
+    if err.errno in FULL_DISK_ERRNOS and err.filename:
+        return str(disk_full_error(Path(err.filename)))
+    if err.errno == errno.ENAMETOOLONG:
+        return (f"the name {where} is too long for the file system (at most 255 bytes a "
+                "name); choose a shorter one.")  # fmt: skip
+    return f"cannot write or read {where}: {err.strerror}. Check the path and its permissions."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -363,6 +417,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             traceback.print_exc()
         print(f"gaussianip: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the environment: a full disk, a name too long, no permission
+        if not environment_error(err):
+            raise
+        if args.verbose:
+            traceback.print_exc()
+        print(f"gaussianip: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C: one line, no traceback
         if args.verbose:

@@ -18,3 +18,7 @@ class BodyModelError(GaussianIPError):
 
 class AssetError(GaussianIPError, FileNotFoundError):
     """A file the run needs (portrait, PLY, asset) is missing or unreadable."""
+
+
+class DiskFullError(GaussianIPError):
+    """A file could not be written: the disk (or the user's quota) is full."""

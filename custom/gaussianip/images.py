@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
+
+from gaussianip.output_files import writing
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -33,10 +34,8 @@ def save_png(path: str | Path, image: Tensor, compress_level: int = 6) -> Path:
     ``compress_level``: zlib's, 0-9 (Pillow's default 6; 1 is about 3x faster and the file
     about 15 % larger: the same pixels)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(to_uint8(image)).save(tmp, format="PNG", compress_level=compress_level)
-    os.replace(tmp, path)
+    with writing(path) as tmp:
+        Image.fromarray(to_uint8(image)).save(tmp, format="PNG", compress_level=compress_level)
     return path
 
 
@@ -79,17 +78,22 @@ def image_grid(images: Tensor, columns: int, gap: int = 0) -> Tensor:
     return torch.cat(rows, dim=0)
 
 
-def save_mp4(path: str | Path, frames: Tensor | Iterable[Tensor], fps: int = 30) -> Path:
+def save_mp4(path: str | Path, frames: Tensor | Iterable[Tensor], fps: float = 30) -> Path:
     """Write frames in [0, 1] (an [N, H, W, 3] tensor, or any iterable of [H, W, 3] frames,
     so long turntables need not sit in memory at once) as an H.264 / yuv420p MP4, the
     codec and pixel format every browser plays (imageio-ffmpeg's bundled ffmpeg has
     libx264). Odd sizes are padded with white to even ones (yuv420p halves the chroma).
-    Temporary file, then rename."""
-    import imageio_ffmpeg
+    A temporary file of its own (two writers of one name never mix), then rename."""
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.mp4")  # ffmpeg picks the container by suffix
+    with writing(path) as tmp:  # keeps .mp4: ffmpeg picks the container by suffix
+        _write_mp4(tmp, frames, fps)
+    return path
+
+
+def _write_mp4(tmp: Path, frames: Tensor | Iterable[Tensor], fps: float) -> None:
+    import imageio_ffmpeg
+
     writer = None
     try:
         for frame in frames:
@@ -106,15 +110,12 @@ def save_mp4(path: str | Path, frames: Tensor | Iterable[Tensor], fps: int = 30)
                 writer.send(None)  # start ffmpeg
             writer.send(np.ascontiguousarray(pixels))
         if writer is None:
-            raise ValueError(f"save_mp4('{path}'): no frames to write.")
+            raise ValueError(f"save_mp4('{tmp}'): no frames to write.")
         writer.close()
     except BaseException:
         if writer is not None:
             writer.close()
-        tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)
-    return path
 
 
 def save_json(path: str | Path, data: object) -> Path:
@@ -122,10 +123,8 @@ def save_json(path: str | Path, data: object) -> Path:
     import json
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    with writing(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     return path
 
 

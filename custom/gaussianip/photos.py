@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from gaussianip.errors import AssetError
+from gaussianip.safe_load import regular_file
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ def read_photo(file: str | Path, what: str = "image") -> np.ndarray:
     file = Path(file)
     if file.is_dir():
         raise AssetError(f"The {what} '{file}' is a folder; give an image file (PNG or JPEG).")
+    if file.exists() and not file.is_file():  # a FIFO or device: opening it could block
+        regular_file(file, what)  # raises, naming what it is
     try:
         size = file.stat().st_size
         with open(file, "rb"):

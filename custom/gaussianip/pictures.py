@@ -17,6 +17,7 @@ from torch import Tensor
 
 from gaussianip.errors import ConfigError
 from gaussianip.images import to_uint8
+from gaussianip.output_files import writing
 
 
 @dataclass
@@ -116,10 +117,8 @@ def write_summary(
               ("final: front", final_views[0]), ("final: side", final_views[1]),
               ("final: back", final_views[2])]  # fmt: skip
     sheet = summary_sheet(panels, height, identity_line(identity))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    sheet.save(tmp, format="PNG")
-    tmp.replace(path)
+    with writing(path) as tmp:
+        sheet.save(tmp, format="PNG")
     return path
 
 

@@ -34,3 +34,25 @@ def stage_plys(run_dir: str | Path) -> dict[str, Path]:
         return {"final": path}
     save = save_dir_of(path)
     return {stage: save / name for stage, name in STAGES.items() if (save / name).is_file()}
+
+
+# What a finished `gaussianip run` holds in save/ (metrics.json, the "finished" record,
+# is written last); runs started from another run's stage 1 (system.stage2_from) have no
+# stage-1 files, and runs with system.animation.motion set also hold animation.mp4.
+RUN_OUTPUTS = ("gaussians.ply", "avatar_rig.npz", "turntable.mp4", "vcr_views.png",
+               "summary.png", "metrics.json")  # fmt: skip
+STAGE1_OUTPUTS = ("stage1.ply", "stage1_views.png")
+FINISHED_RECORD = "metrics.json"
+
+
+def missing_outputs(save: str | Path, stage1: bool = True, animation: bool = False) -> list[str]:
+    """The promised files not in the ``save`` folder of a run (``[]``: the run is finished).
+    ``stage1``: the run ran stage 1 itself; ``animation``: it animates its result."""
+    names = [*RUN_OUTPUTS, *(STAGE1_OUTPUTS if stage1 else ())]
+    if animation:
+        names.append("animation.mp4")
+
+    def written(file: Path) -> bool:  # an empty file is a name claimed, not an output
+        return file.is_file() and file.stat().st_size > 0
+
+    return [name for name in names if not written(Path(save) / name)]

@@ -301,7 +301,9 @@ def _versions() -> dict[str, str]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=DEFAULT_PRESET,
                    help=f"config to time (default {DEFAULT_PRESET})")  # fmt: skip
-    p.add_argument("--device", default="cuda", help="device to time on (cuda, cuda:N)")
+    p.add_argument("--device", default="cuda",
+                   help="device to time on (default cuda; cuda:N; cpu runs, at minutes "
+                        "a step)")  # fmt: skip
     p.add_argument("--stage1-fraction", type=float, default=0.05,
                    help="fraction of stage 1's steps to run (1: the whole phase)")  # fmt: skip
     p.add_argument("--reconstruction-fraction", type=float, default=0.1,

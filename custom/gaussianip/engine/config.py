@@ -30,6 +30,8 @@ from gaussianip.pictures import OutputsConfig
 from gaussianip.prior.human_prior import PriorConfig
 from gaussianip.prior.weights import check_weights
 from gaussianip.refine import VCRConfig
+from gaussianip.safe_load import regular_file
+from gaussianip.size_limits import check_sizes, run_sizes
 
 
 @dataclass
@@ -56,6 +58,9 @@ class SystemConfig:
     # gaussianip.animate.AnimationConfig: animate the result with a motion at the end
     # (system.animation.motion=load/motions/walk.npz), also in threestudio's test stage.
     animation: dict = field(default_factory=dict)
+    # Sizes far above the method's (steps, views, frames) are refused with an estimate of
+    # their time (gaussianip.size_limits); true runs them anyway.
+    allow_long_run: bool = False
 
 
 @dataclass
@@ -187,6 +192,8 @@ def load_run_config(path: str | Path, overrides: list[str]) -> DictConfig:
         file = CONFIG_DIR / file.name
     elif not file.exists() and not file.is_absolute() and (REPO_ROOT / file).exists():
         file = REPO_ROOT / file
+    if file.exists() and not file.is_file() and not file.is_dir():
+        regular_file(file, "config file")  # a FIFO or device: refused unopened
     if not file.is_file():
         names = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
         state = "is a folder" if file.is_dir() else "not found"
@@ -256,6 +263,9 @@ TOP_LEVEL_KEYS = (
 )  # fmt: skip
 
 
+MAX_NAME_BYTES = 200  # + "@YYYYmmdd-HHMMSS-NN" stays under 255
+
+
 def _check_top_level(config: DictConfig) -> None:
     for key in config:
         if key not in TOP_LEVEL_KEYS:
@@ -270,6 +280,12 @@ def _check_top_level(config: DictConfig) -> None:
         raise ConfigError(
             f"name names the run folder (<exp_root_dir>/<name>@<time>): a non-empty text "
             f"without slashes, got {name!r}."
+        )
+    if len(name.encode()) > MAX_NAME_BYTES:  # file systems take 255 bytes a name
+        raise ConfigError(
+            f"name is {len(name.encode())} bytes long; a run folder's name (<name>@<time>) "
+            f"must fit the file system's 255 bytes, so name takes at most {MAX_NAME_BYTES}. "
+            "Choose a shorter name."
         )
     root = config.get("exp_root_dir", "outputs")
     if not isinstance(root, str) or not root or "\0" in root:
@@ -448,6 +464,7 @@ def parse_run_config(config: DictConfig | dict) -> RunSettings:
                    "densify": "system.geometry.densify"}.get(name, f"system.{name}")  # fmt: skip
         _check_finite(getattr(settings, name), section)
     _check_ranges(settings)
+    check_sizes(run_sizes(settings), system.allow_long_run)  # hours of work: refused here
     check_body(settings.body)
     for key in ("face_image", "repel_face_image"):
         portrait = getattr(system, key)

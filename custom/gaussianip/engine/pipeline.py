@@ -368,8 +368,14 @@ class GaussianIPPipeline:
         return skipped
 
     # ------------------------------------------------------------------ the end
-    def finish(self, n_turntable: int | None = None) -> dict[str, Path]:
-        """Write the final outputs; returns {name: path}."""
+    def finish(
+        self,
+        n_turntable: int | None = None,
+        before_record: Callable[[Path], dict[str, Path]] | None = None,
+    ) -> dict[str, Path]:
+        """Write the final outputs; returns {name: path}. ``metrics.json``, the record
+        that the run is finished, comes last: after ``before_record(save_dir)`` (a host's
+        own outputs, e.g. the animation), so a run killed before it is not finished."""
         if self.reconstructor is not None:
             self._end_phase("reconstruction", steps=self.settings.reconstruction.steps)
         files: dict[str, Path] = {}
@@ -393,11 +399,13 @@ class GaussianIPPipeline:
             self.model, self.body.head_center, self.identity, self.analyser,
             self.settings.stage1.backend,
         )  # fmt: skip
+        files["summary.png"] = self.write_summary(save / "summary.png")
+        if before_record is not None:
+            files.update(before_record(save))
         metrics = run_metrics(self.settings, self.metrics, self.model.num_gaussians, self.device,
                               self.skipped_steps(), self.stage1_steps,
                               self.memory_plan.as_dict())  # fmt: skip
         files["metrics.json"] = save_json(save / "metrics.json", metrics)
-        files["summary.png"] = self.write_summary(save / "summary.png")
         return files
 
     @torch.no_grad()

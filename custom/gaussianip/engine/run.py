@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from gaussianip.checkpoints import load_latest_checkpoint, save_checkpoint
 from gaussianip.engine.config import load_run_config, parse_run_config
 from gaussianip.errors import AssetError, ConfigError, GaussianIPError
 from gaussianip.interrupts import StopRequests
@@ -77,30 +78,24 @@ def check_writable(root: Path) -> None:
         )
 
 
-CHECKPOINT = "ckpts/last.pt"
+CHECKPOINT_DIR = "ckpts"  # last.pt and prev.pt (gaussianip.checkpoints)
 CONFIG_COPY = "config.yaml"
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Temporary file, then rename: a kill never leaves a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def resume_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
-    """The run folder and the config it was started with."""
+    """The run folder and the config it was started with (read as untrusted YAML)."""
+    from gaussianip.safe_load import load_yaml
+
     folder = Path(run_dir)
     if (folder / "save").is_dir() is False and folder.name == "save":
         folder = folder.parent
     config_file = folder / CONFIG_COPY
-    if not config_file.is_file():
+    if not config_file.exists():
         raise AssetError(
             f"--resume '{run_dir}': no {CONFIG_COPY} there. Give the folder of an earlier "
             "`gaussianip run` (outputs/<name>@<time>, the one holding save/ and ckpts/)."
         )
-    return folder, OmegaConf.load(config_file)  # type: ignore[return-value]
+    return folder, load_yaml(config_file, "run's config")
 
 
 def run_avatar(
@@ -153,22 +148,38 @@ class _Hooks:
 
 
 def _run_locked(config, device, out_root, resume, run_dir, hooks: _Hooks) -> dict[str, Path]:
+    from gaussianip.disk_space import check_free_space
     from gaussianip.engine.pipeline import GaussianIPPipeline
+    from gaussianip.paths import absolute_inputs
+    from gaussianip.run_folder import missing_outputs
+    from gaussianip.size_limits import run_disk_bytes
 
-    if resume is not None and (run_dir / "save" / "metrics.json").exists():
-        raise ConfigError(
-            f"--resume '{resume}': that run is finished (save/metrics.json exists); its "
-            "outputs are left as they are. Start a new run instead."
-        )
+    if resume is None:
+        absolute_inputs(config)  # every input found once, recorded in config.yaml
     settings = parse_run_config(config)  # user errors surface here, in seconds
     from gaussianip.animate import parse_animation
 
     animation = parse_animation(settings.system.animation)
+    if resume is not None:
+        missing = missing_outputs(run_dir / "save", settings.stage1_ply is None,
+                                  bool(animation.motion))  # fmt: skip
+        if not missing:
+            raise ConfigError(
+                f"--resume '{resume}': that run is finished (every output is in save/); "
+                "its outputs are left as they are. Start a new run instead."
+            )
+        if (run_dir / "save" / "metrics.json").exists():  # finished before, files lost
+            print(f"gaussianip: completing the outputs missing from {run_dir / 'save'}: "
+                  + ", ".join(missing))  # fmt: skip
     if resume is None and run_dir is None:
         root = Path(out_root or config.get("exp_root_dir", "outputs"))
         check_writable(root)
     elif resume is None:
-        check_writable(Path(run_dir).parent)
+        root = Path(run_dir).parent
+        check_writable(root)
+    check_free_space(root if resume is None else run_dir, run_disk_bytes(settings), "This run")
+    # Read (and checked) before any model is built: a damaged checkpoint fails in seconds.
+    latest = load_latest_checkpoint(run_dir / CHECKPOINT_DIR) if resume is not None else None
     # Built before the run folder exists: a portrait whose face the analyser rejects (or
     # any other failure while building) leaves no empty run folder behind.
     pipeline = GaussianIPPipeline(settings, device, prior=hooks.prior)
@@ -179,8 +190,8 @@ def _run_locked(config, device, out_root, resume, run_dir, hooks: _Hooks) -> dic
             run_dir = new_run_dir_at(Path(run_dir))
         with RunLock(run_dir):
             OmegaConf.save(config, run_dir / CONFIG_COPY)
-            return _loop(pipeline, config, run_dir, device, resume, animation, hooks)
-    return _loop(pipeline, config, run_dir, device, resume, animation, hooks)
+            return _loop(pipeline, config, run_dir, device, None, animation, hooks)
+    return _loop(pipeline, config, run_dir, device, latest, animation, hooks)
 
 
 def _postfix(pipeline, step: int, logs: dict[str, float]) -> dict[str, object]:
@@ -191,7 +202,7 @@ def _postfix(pipeline, step: int, logs: dict[str, float]) -> dict[str, object]:
     return postfix
 
 
-def _loop(pipeline, config, run_dir: Path, device: str, resume, animation,
+def _loop(pipeline, config, run_dir: Path, device: str, latest, animation,
           hooks: _Hooks) -> dict[str, Path]:  # fmt: skip
     """Train from the checkpoint (if any) to the end and write the outputs; Ctrl-C or
     SIGTERM (or ``hooks.stop``) stops at the next step boundary with a checkpoint
@@ -205,9 +216,9 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation,
     pipeline.save_dir = save
     every = int(OmegaConf.select(config, "checkpoint.every_n_train_steps", default=200) or 0)
     start = 0
-    checkpoint = run_dir / CHECKPOINT
-    if resume is not None and checkpoint.is_file():
-        start = pipeline.load_state_dict(torch.load(checkpoint, weights_only=True)) + 1
+    checkpoints = run_dir / CHECKPOINT_DIR
+    if latest is not None:  # (state, file) of a resumed run's newest readable checkpoint
+        start = pipeline.load_state_dict(latest[0]) + 1
         print(f"gaussianip: resuming {run_dir} at step {start} of {pipeline.total_steps}")
     quiet = hooks.progress is not None  # the host shows progress its own way
 
@@ -267,8 +278,9 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation,
                 report(step)
                 last = step == pipeline.total_steps - 1
                 due = (every and (step + 1) % every == 0) or step == pipeline.stage1_steps - 1
-                if not last and (due or stop.requested):
-                    save_checkpoint(checkpoint, pipeline.state_dict(step))
+                # The last step's checkpoint lets --resume redo only the outputs.
+                if last or due or stop.requested:
+                    save_checkpoint(checkpoints, pipeline.state_dict(step))
                     saved_step = step
                 if stop.requested and not last:
                     bar.close()
@@ -276,10 +288,16 @@ def _loop(pipeline, config, run_dir: Path, device: str, resume, animation,
                                   "(checkpoint saved)", stop.signum)  # fmt: skip
             if bar is not None:
                 bar.close()
-            files = pipeline.finish()
             from gaussianip.animate import animate_run
 
-            files.update(animate_run(save, animation, device))
+            def animate_result(folder: Path) -> dict[str, Path]:  # before the record
+                video = folder / "animation.mp4"
+                if video.is_file() and video.stat().st_size:  # a completed run's own
+                    return {}
+                video.unlink(missing_ok=True)  # an empty name a killed run had claimed
+                return animate_run(folder, animation, device, video)
+
+            files = pipeline.finish(before_record=animate_result)
     except RunInterrupted:
         raise
     except KeyboardInterrupt:  # a second Ctrl-C: stopped inside a step

@@ -6,6 +6,7 @@ see ``avatar_mesh``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from torch import Tensor
 from gaussianip.errors import AssetError, ConfigError
 from gaussianip.export.avatar_mesh import MESH_FORMATS, MeshExportOptions, export_mesh, output_files
 from gaussianip.export.formats import write_compressed_ply, write_splat
-from gaussianip.export.gltf_splats import write_gltf_splats
+from gaussianip.export.gltf_splats import refuse_broken, write_gltf_splats
 from gaussianip.export.spz import write_spz
 from gaussianip.gaussians import load_ply, save_ply
+from gaussianip.paths import check_output_file
 from gaussianip.run_folder import stage_plys
 
 # format -> (file name suffix, writer)
@@ -61,21 +63,36 @@ def export_run(
     source = plys[stage]
     if out is None:
         out = source.parent / ("avatar" + ("" if stage == "final" else f"_{stage}") + suffix)
-    out = Path(out).expanduser()
+    out = check_output_file(out, "--out")
     if out.resolve() == source.resolve():
         raise ConfigError(f"--out '{out}' is the run's own PLY; give another file name.")
-    if out.is_dir():
-        raise ConfigError(f"--out '{out}' is a folder; give a file name ending in {suffix}.")
-    written = output_files(out, fmt) if fmt in MESH_FORMATS else [out]
-    existing = [str(path) for path in written if path.exists()]
-    if existing and not force:
-        raise ConfigError(f"'{', '.join(existing)}' exist{'s' if len(existing) == 1 else ''}; "
-                          "give another --out, or --force to replace.")  # fmt: skip
     if fmt in MESH_FORMATS:
+        existing = [str(path) for path in output_files(out, fmt) if path.exists()]
+        if existing and not force:
+            raise ConfigError(f"'{', '.join(existing)}' exist{'s' if len(existing) == 1 else ''}; "
+                              "give another --out, or --force to replace.")  # fmt: skip
         opts = mesh_options or MeshExportOptions(faces=faces, texture_size=texture_size,
                                                  motion=motion, device=device)  # fmt: skip
         return export_mesh(source, stage, fmt, out, opts)
-    return FORMATS[fmt][1](out, load_ply(source))
+    write = FORMATS[fmt][1]
+    params = load_ply(source, drop_nonfinite=False)
+    try:  # never copied silently: broken Gaussians are refused, with their count
+        refuse_broken(params)
+    except AssetError as err:
+        raise AssetError(f"'{source}': {err}") from None
+    if force:
+        return write(out, params)  # replaced atomically: a reader sees old or new
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:  # claimed atomically: of two exports at once, one writes and one is refused
+        os.close(os.open(out, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise ConfigError(f"'{out}' exists; give another --out, or --force to replace it."
+                          ) from None  # fmt: skip
+    try:
+        return write(out, params)
+    except BaseException:
+        out.unlink(missing_ok=True)  # our empty claim, never a user's file
+        raise
 
 
 __all__ = ["FORMATS", "MESH_FORMATS", "MeshExportOptions", "export_run"]

@@ -22,7 +22,6 @@ flat (a last chunk of one Gaussian, or equal scales).
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +30,14 @@ from gsplat.exporter import sort_centers
 from torch import Tensor
 
 from gaussianip.gaussians.model import SH_C0
+from gaussianip.output_files import writing
 
 CHUNK = 256  # Gaussians per compressed-PLY chunk (SuperSplat's)
 
 
 def _write_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with writing(path, needed=len(data)) as tmp:
+        tmp.write_bytes(data)
     return path
 
 

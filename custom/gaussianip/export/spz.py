@@ -15,12 +15,12 @@ Broken Gaussians (NaN / Inf, zero quaternion) are refused with their count, as f
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from torch import Tensor
 
 from gaussianip.export.gltf_splats import refuse_broken
+from gaussianip.output_files import writing
 
 
 def write_spz(path: str | Path, params: dict[str, Tensor]) -> Path:
@@ -42,8 +42,6 @@ def write_spz(path: str | Path, params: dict[str, Tensor]) -> Path:
         shN=p["shN"].reshape(n, -1, 3).numpy(),
     )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    gsply.write_spz(tmp, data, version=3)
-    os.replace(tmp, path)
+    with writing(path) as tmp:  # a temporary file of its own, renamed when complete
+        gsply.write_spz(tmp, data, version=3)
     return path

@@ -8,7 +8,7 @@ any common 3DGS viewer opens our files and their files seed our runs.
 
 from __future__ import annotations
 
-import os
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,10 @@ from plyfile import PlyData, PlyElement
 from torch import Tensor
 
 from gaussianip.errors import AssetError
+from gaussianip.output_files import writing
+from gaussianip.safe_load import regular_file
+
+log = logging.getLogger(__name__)
 
 
 def _field_names(num_rest: int) -> list[str]:
@@ -49,18 +53,20 @@ def save_ply(path: str | Path, params: dict[str, Tensor]) -> Path:
     vertex = np.empty(n, dtype=[(name, "f4") for name in names])
     for i, name in enumerate(names):
         vertex[name] = data[:, i]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(tmp))
-    os.replace(tmp, path)
+    with writing(path, needed=vertex.nbytes) as tmp:
+        PlyData([PlyElement.describe(vertex, "vertex")]).write(str(tmp))
     return path
 
 
-def load_ply(path: str | Path) -> dict[str, Tensor]:
-    """Read a 3DGS PLY into the pre-activation parameter dict (SH degree from ``f_rest``)."""
+def load_ply(path: str | Path, drop_nonfinite: bool = True) -> dict[str, Tensor]:
+    """Read a 3DGS PLY into the pre-activation parameter dict (SH degree from ``f_rest``).
+    An empty PLY is an ``AssetError``; Gaussians with NaN / Inf values are left out with a
+    warning that counts them (``drop_nonfinite``; ``False`` keeps them, for a caller that
+    refuses them itself, as ``export`` does)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise AssetError(f"PLY file not found: '{path}'. Check the path.")
+    regular_file(path, "PLY file")
     try:
         vertex = PlyData.read(str(path))["vertex"]
     except Exception as err:  # plyfile raises several types for damaged files
@@ -82,8 +88,10 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
         )
 
     n = len(vertex.data)
+    if n == 0:
+        raise AssetError(f"'{path}' holds 0 Gaussians (an empty PLY): there is no avatar in it.")
     rest = stack([f"f_rest_{i}" for i in range(num_rest)]) if num_rest else torch.zeros(n, 0)
-    return {
+    params = {
         "means": stack(["x", "y", "z"]),
         "scales": stack(["scale_0", "scale_1", "scale_2"]),
         "quats": stack(["rot_0", "rot_1", "rot_2", "rot_3"]),
@@ -91,3 +99,23 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
         "sh0": stack(["f_dc_0", "f_dc_1", "f_dc_2"])[:, None, :],
         "shN": rest.reshape(n, 3, num_rest // 3).transpose(1, 2).contiguous(),
     }
+    return nonfinite_dropped(params, path) if drop_nonfinite else params
+
+
+def nonfinite_dropped(params: dict[str, Tensor], source: str | Path) -> dict[str, Tensor]:
+    """``params`` without the Gaussians that have a NaN or infinite value (they break
+    renderers and viewers), with a warning that counts them; ``AssetError`` when none is
+    left."""
+    n = params["means"].shape[0]
+    keep = torch.ones(n, dtype=torch.bool)
+    for value in params.values():
+        keep &= torch.isfinite(value.reshape(n, -1)).all(dim=1)
+    dropped = n - int(keep.sum())
+    if dropped == n:
+        raise AssetError(f"'{source}': every one of its {n} Gaussians has a NaN or infinite "
+                         "value; there is no avatar in it.")  # fmt: skip
+    if dropped:
+        log.warning("'%s': %d of its %d Gaussians have NaN or infinite values; they are left "
+                    "out.", source, dropped, n)  # fmt: skip
+        params = {k: v[keep].contiguous() for k, v in params.items()}
+    return params

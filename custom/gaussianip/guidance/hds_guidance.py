@@ -33,6 +33,7 @@ from gaussianip.guidance.hds import (
 )
 from gaussianip.guidance.schedule import NUM_TRAIN_TIMESTEPS, SCHEDULES, build_timestep_schedule
 from gaussianip.prior.human_prior import HumanPrior
+from gaussianip.prior.prompt_length import shipped_prompt
 
 VIEWS = ("front", "side", "back", "overhead", "head")
 
@@ -58,11 +59,11 @@ class HDSGuidanceConfig:
     prompt: str = "a photo of a person"
     # The reference implementation's distillation negative prompt (the refinement has its
     # own, shorter one: system.vcr.negative_prompt).
-    negative_prompt: str = (
+    negative_prompt: str = shipped_prompt(
         "cloned face, multi face, bad face, poorly drawn face, duplicate face, cropped, out of "
         "frame, extra fingers, deformed, blurry, bad proportions, disfigured, fused fingers, "
         "long neck"
-    )
+    )  # 43 CLIP tokens: it fits SD 1.5's 77; the tiny prior (a token a letter) cuts it
     view_suffixes: dict[str, str] = field(
         default_factory=lambda: {
             "front": ", front view",

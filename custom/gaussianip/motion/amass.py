@@ -23,6 +23,7 @@ from torch import Tensor
 
 from gaussianip.errors import AssetError
 from gaussianip.paths import REPO_ROOT
+from gaussianip.safe_load import load_npz, regular_file
 
 MOTIONS_DIR = "load/motions"
 FPS_KEYS = ("mocap_frame_rate", "mocap_framerate", "fps")
@@ -98,16 +99,16 @@ def load_motion(path: str | Path) -> Motion:
     path = Path(path).expanduser()
     if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
         path = REPO_ROOT / path  # load/motions/... from any directory, as configs' assets
-    if not path.is_file():
+    if not path.exists():
         shipped = ", ".join(str(p.relative_to(REPO_ROOT)) for p in list_shipped_motions())
         raise AssetError(f"Motion file not found: '{path}'. Shipped motions: {shipped}.")
+    regular_file(path, "motion file")  # a FIFO or device is refused unopened
     if not zipfile.is_zipfile(path):
         raise _bad(path, f"not an .npz archive; expected an AMASS-layout .npz with {_EXPECTED}.")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except Exception as err:  # zipfile/pickle/format errors: all mean "not a motion"
-        raise _bad(path, f"could not be read ({err}); expected {_EXPECTED}.") from None
+        data = load_npz(path, "motion file")  # plain arrays only, size checked first
+    except AssetError as err:  # pickled arrays, damaged archives, absurd sizes
+        raise AssetError(f"{err} Expected {_EXPECTED}.") from None
 
     if "poses" in data:
         poses = data["poses"]

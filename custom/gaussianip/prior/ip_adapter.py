@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from gaussianip.errors import AssetError
 from gaussianip.prior.attention import FaceIDLoRAIPAttnProcessor, install_faceid_adapter
 from gaussianip.prior.face_projection import FaceIDPlusProjection, FaceProjectionConfig
+from gaussianip.safe_load import load_torch_weights
 
 DEFAULT_REPO = "h94/IP-Adapter-FaceID"
 DEFAULT_FILE = "ip-adapter-faceid-plusv2_sd15.bin"
@@ -35,12 +35,9 @@ def read_checkpoint(path: Path) -> dict[str, dict[str, Tensor]]:
                 state[group][rest] = value
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # unpickling refused, truncated file, ...
-            raise AssetError(
-                f"Could not read the IP-Adapter checkpoint '{path}' as plain tensors ({err}). "
-                "Re-download it; only weights-only checkpoints are loaded."
-            ) from None
+            state = load_torch_weights(path, "IP-Adapter checkpoint")
+        except AssetError as err:  # unpickling refused, truncated file, ...
+            raise AssetError(f"{err} Re-download it.") from None
     missing = [k for k in ("image_proj", "ip_adapter") if k not in state]
     if missing:
         raise AssetError(

@@ -1,4 +1,6 @@
-"""Prompts longer than the text encoder reads: say so, once, instead of cutting silently.
+"""Prompts longer than the text encoder reads: say so, once, instead of cutting silently
+(for the user's own prompts: the negative prompts we ship are cut as the reference cuts
+them, without a word each run).
 
 CLIP's text encoder reads ``model_max_length`` tokens (77 for SD 1.5) including its start
 and end tokens; the tokenizer drops the rest of a longer prompt without a word.
@@ -10,6 +12,16 @@ import logging
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# Prompts we ship (the reference's negative prompts): cut like the reference cuts them,
+# which the README says once; a user cannot act on a warning about them.
+SHIPPED_PROMPTS: set[str] = set()
+
+
+def shipped_prompt(text: str) -> str:
+    """Mark ``text`` as a prompt we ship (no length warning); returns it."""
+    SHIPPED_PROMPTS.add(text)
+    return text
 
 
 def dropped_tokens(tokenizer: Any, prompt: str) -> tuple[int, str]:
@@ -30,7 +42,7 @@ class PromptLengthCheck:
 
     def check(self, prompts: list[str]) -> None:
         for prompt in prompts:
-            if prompt in self._warned:
+            if prompt in self._warned or prompt in SHIPPED_PROMPTS:
                 continue
             n, text = dropped_tokens(self.tokenizer, prompt)
             if n:

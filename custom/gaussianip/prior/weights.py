@@ -250,6 +250,14 @@ def _prefer_safetensors(patterns: tuple[str, ...], repo_files: list[str]) -> lis
 
 
 def _network_error(source: WeightSource, err: BaseException) -> AssetError:
+    from gaussianip.network import is_timeout, network_timeout, timeout_error
+
+    if is_timeout(err):
+        import huggingface_hub.constants
+
+        where = (huggingface_hub.constants.ENDPOINT if source.kind == HUB
+                 else "insightface's download server")  # fmt: skip
+        return timeout_error(f"the {source.label}", where, network_timeout())
     return AssetError(
         f"Could not download the {source.label}: {type(err).__name__}: {err}. Check the "
         "network connection (and the id), then run the download command again."

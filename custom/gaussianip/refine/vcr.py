@@ -24,10 +24,11 @@ from torch import Tensor
 from gaussianip.errors import ConfigError
 from gaussianip.faces import Identity
 from gaussianip.prior.human_prior import HumanPrior, ddim_scheduler
+from gaussianip.prior.prompt_length import shipped_prompt
 from gaussianip.refine.attention import DEFAULT_LAYERS, VCRState, vcr_processors
 from gaussianip.refine.view_plan import anchor_of, plan_views, side_name
 
-NEGATIVE_PROMPT = (
+NEGATIVE_PROMPT = shipped_prompt(
     "blurry face, bad face, poorly drawn face, duplicate face, extra fingers, blurry, fused fingers"
 )
 

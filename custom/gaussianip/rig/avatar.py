@@ -9,7 +9,6 @@ overwritten): ``body`` (the body model's name), ``joint_names`` [J], ``joint_par
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,13 +66,15 @@ def build_rig(means: Tensor, body: BodyModel) -> AvatarRig:
 
 
 def save_rig(path: str | Path, rig: AvatarRig) -> Path:
-    """Write ``rig`` to ``path`` (.npz); refuses to overwrite an existing file."""
+    """Write ``rig`` to ``path`` (.npz); never overwrites a file (``AssetError``, also when
+    another process wrote ``path`` meanwhile)."""
+    from gaussianip.output_files import publish_new, temp_path_for
+
     path = Path(path)
     if path.exists():
         raise AssetError(f"'{path}' exists; it is left as it is (give another file name).")
     s, b = rig.skeleton, rig.binding
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
+    tmp = temp_path_for(path)
     np.savez_compressed(
         tmp,
         version=np.array(VERSION),
@@ -85,8 +86,11 @@ def save_rig(path: str | Path, rig: AvatarRig) -> Path:
         joint_indices=b.joint_indices.cpu().numpy().astype(np.int16),
         joint_weights=b.joint_weights.cpu().numpy().astype(np.float16),
     )
-    os.replace(tmp, path)
-    return path
+    try:
+        return publish_new(tmp, path)
+    except FileExistsError:
+        raise AssetError(f"'{path}' exists; it is left as it is (another process wrote it "
+                         "first).") from None  # fmt: skip
 
 
 def write_run_rig(folder: Path, means: Tensor, body: BodyModel) -> Path | None:

@@ -4,6 +4,7 @@ renders the splats, so no GPU is needed)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import threading
 from pathlib import Path
@@ -28,6 +29,31 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise AssetError(f"--motion '{args.motion}' does not exist; give a motion file.")
 
 
+def port_in_use_error(host: str, port: int) -> ConfigError:
+    return ConfigError(
+        f"--port {port}: the port is in use on {host} (another server listens there), so "
+        "the viewer cannot serve on it. Stop that server, or give another port, e.g. "
+        f"--port {port + 1 if port < 65535 else 8080} (and forward that one)."
+    )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """``ConfigError`` naming ``port`` when a server already listens on it: viser would
+    silently take the next free port, and a tunnel to ``port`` would reach the other one."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise port_in_use_error(host, port) from None
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there "
+                              f"({err.strerror}).") from None  # fmt: skip
+
+
 def forwarding_hint(port: int) -> str:
     return (
         f"On a remote GPU machine? Forward the port from your computer: "
@@ -41,8 +67,12 @@ def main(args: argparse.Namespace) -> None:
     from gaussianip.viewer.app import AvatarViewer
 
     check_arguments(args)
+    check_port_free(args.host, args.port)
     viewer = AvatarViewer(args.run_dir, host=args.host, port=args.port, motion=args.motion)
     port = viewer.server.get_port()
+    if port != args.port:  # taken between the check and the start: viser moved on
+        viewer.stop()
+        raise port_in_use_error(args.host, args.port)
     print(f"gaussianip view: {viewer.url}  (stages: {', '.join(viewer.plys)})", flush=True)
     print(forwarding_hint(port), flush=True)
     print("Press Ctrl-C to stop.", flush=True)
@@ -58,4 +88,4 @@ def main(args: argparse.Namespace) -> None:
         print("gaussianip view: stopped.", flush=True)
 
 
-__all__ = ["add_arguments", "check_arguments", "forwarding_hint", "main"]
+__all__ = ["add_arguments", "check_arguments", "check_port_free", "forwarding_hint", "main"]
