@@ -313,7 +313,7 @@ def test_broken_avatar_fails_with_one_message(tmp_path, capsys, kind):
         vertex = PlyData.read(str(ply))["vertex"].data[:0]
         PlyData([PlyElement.describe(vertex, "vertex")]).write(str(ply))
     before = _listing(tmp_path / "run")
-    with pytest.raises(AssetError, match="NaN or Inf" if kind == "nan" else "no Gaussians"):
+    with pytest.raises(AssetError, match="NaN or Inf" if kind == "nan" else "0 Gaussians"):
         export_run(tmp_path / "run", "glb", faces=1000, texture_size=64)
     assert main(["export", str(tmp_path / "run"), "--format", "obj"]) == 2
     err = capsys.readouterr().err

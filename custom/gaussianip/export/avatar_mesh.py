@@ -160,7 +160,7 @@ def export_mesh(
         from gaussianip.motion import load_motion
 
         motion = load_motion(opts.motion)  # a bad motion file fails here, in seconds
-    params = load_ply(source)
+    params = load_ply(source, drop_nonfinite=False)  # refused below, never dropped
     check_gaussians(params, source)
     save = source.parent
     start = time.perf_counter()
