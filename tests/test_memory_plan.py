@@ -37,20 +37,24 @@ def test_a_mode_overrides_the_rule_whatever_the_budget():
     assert plan_memory(None, MemoryConfig(mode="large")).reason == "system.memory.mode=large"
 
 
-def test_each_plan_sets_the_three_switches():
+def test_each_plan_sets_the_four_switches():
     small, large = plan_memory(4.0), plan_memory(100.0)
     assert (small.micro_batch, small.vcr_chunk_size, small.lpips_checkpoint) == (2, 4, True)
     assert (large.micro_batch, large.vcr_chunk_size, large.lpips_checkpoint) == (0, 32, False)
+    assert (small.lpips_target_cache, large.lpips_target_cache) == (False, True)
     assert large.as_dict()["budget_gib"] == 100.0 and set(PLANS) == {"small", "large"}
 
 
 def test_values_set_in_the_config_stay_and_nulls_follow_the_plan():
     guidance, vcr = HDSGuidanceConfig(micro_batch=1), VCRConfig()
-    reconstruction = ReconstructionConfig()
+    reconstruction = ReconstructionConfig(lpips_target_cache=False)
     assert (vcr.chunk_size, reconstruction.lpips_checkpoint) == (None, None)
     follow_plan(plan_memory(100.0), guidance, vcr, reconstruction)
-    assert guidance.micro_batch == 1  # the user's value
+    assert guidance.micro_batch == 1 and reconstruction.lpips_target_cache is False  # the user's
     assert (vcr.chunk_size, reconstruction.lpips_checkpoint) == (32, False)
+    reconstruction = ReconstructionConfig()
+    follow_plan(plan_memory(4.0), HDSGuidanceConfig(), VCRConfig(), reconstruction)
+    assert (reconstruction.lpips_checkpoint, reconstruction.lpips_target_cache) == (True, False)
 
 
 @pytest.mark.parametrize(
@@ -89,6 +93,7 @@ def test_shipped_configs_leave_the_switches_to_the_plan():
         assert settings.memory.mode == "auto", name
         assert settings.guidance.micro_batch is None and settings.vcr.chunk_size is None
         assert settings.reconstruction.lpips_checkpoint is None
+        assert settings.reconstruction.lpips_target_cache is None
 
 
 def test_unknown_memory_key_names_the_closest(tmp_path):

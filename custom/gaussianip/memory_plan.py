@@ -1,17 +1,18 @@
 """How much GPU memory a run may use, and the speed-for-memory switches that follow from it.
 
-Three switches trade speed for memory without changing a result: the views per stage-1
+Four switches trade speed for memory without changing a result: the views per stage-1
 pass through the VAE and UNet (``system.guidance.micro_batch``), the views per refinement
-UNet call (``system.vcr.chunk_size``) and the per-view recomputation of LPIPS in the
-reconstruction (``system.reconstruction.lpips_checkpoint``). Left ``null`` in a config,
-they follow the memory plan, chosen once when a run starts:
+UNet call (``system.vcr.chunk_size``), the per-view recomputation of LPIPS in the
+reconstruction (``system.reconstruction.lpips_checkpoint``) and the refined views' LPIPS
+features kept on the GPU (``system.reconstruction.lpips_target_cache``). Left ``null`` in a
+config, they follow the memory plan, chosen once when a run starts:
 
 - the budget is the GPU's free memory at that moment, or the ``--memory-cap-gib`` cap
   where it is lower (``devices.apply_memory_cap``);
 - a budget of at least ``large_min_gib`` (``system.memory.large_min_gib``) gives the
   *large* plan: every view in one pass, every refinement group in one call, LPIPS in one
-  batch; any smaller budget (and the CPU) gives the *small* plan, which the whole method
-  runs in under an 8 GiB cap (BENCHMARKS.md).
+  batch against cached target features; any smaller budget (and the CPU) gives the
+  *small* plan, which the whole method runs in under an 8 GiB cap (BENCHMARKS.md).
 
 ``system.memory.mode`` (``auto``, ``small``, ``large``) overrides the rule; a value set
 for a switch itself always wins. ``metrics.json`` records the plan (``memory_plan``).
@@ -30,8 +31,9 @@ from gaussianip.errors import ConfigError
 MODES = ("auto", "small", "large")
 
 # A whole paper-settings run in the large plan peaked at 24.1 GiB reserved on an H200
-# (BENCHMARKS.md, round 6: the refinement's 48-row UNet calls); it is chosen with a third
-# to spare, so a 24 GB card takes the small plan (7.4 GiB) and a 40 GB card the large one.
+# (BENCHMARKS.md, round 6: the refinement's 48-row UNet calls); the reconstruction's 21.1
+# GiB plus 8 GiB of cached LPIPS features (round 7) stays under the 32 GiB threshold, so a
+# 24 GB card takes the small plan (7.4 GiB) and a 40 GB card the large one.
 LARGE_MODE_MIN_GIB = 32.0
 
 
@@ -65,6 +67,7 @@ class MemoryPlan:
     micro_batch: int  # views per stage-1 pass (0: all at once)
     vcr_chunk_size: int  # views per refinement UNet call
     lpips_checkpoint: bool  # LPIPS one view at a time, recomputed in the backward
+    lpips_target_cache: bool  # the refined views' LPIPS features kept on the GPU
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,8 +75,18 @@ class MemoryPlan:
 
 # The switches of each plan. The small plan's values are those of the 8 GiB runs.
 PLANS: dict[str, dict[str, Any]] = {
-    "small": {"micro_batch": 2, "vcr_chunk_size": 4, "lpips_checkpoint": True},
-    "large": {"micro_batch": 0, "vcr_chunk_size": 32, "lpips_checkpoint": False},
+    "small": {
+        "micro_batch": 2,
+        "vcr_chunk_size": 4,
+        "lpips_checkpoint": True,
+        "lpips_target_cache": False,
+    },
+    "large": {
+        "micro_batch": 0,
+        "vcr_chunk_size": 32,
+        "lpips_checkpoint": False,
+        "lpips_target_cache": True,
+    },
 }
 
 _caps_gib: dict[int, float] = {}  # device index -> the cap set by apply_memory_cap
@@ -114,11 +127,12 @@ def plan_memory(budget_gib: float | None, cfg: MemoryConfig | None = None) -> Me
 def follow_plan(plan: MemoryPlan, guidance: Any, vcr: Any, reconstruction: Any) -> None:
     """Fill the switches that a run's config left None from ``plan`` (values set in the
     config stay): ``guidance.micro_batch``, ``vcr.chunk_size``,
-    ``reconstruction.lpips_checkpoint``."""
+    ``reconstruction.lpips_checkpoint``, ``reconstruction.lpips_target_cache``."""
     for section, name, value in (
         (guidance, "micro_batch", plan.micro_batch),
         (vcr, "chunk_size", plan.vcr_chunk_size),
         (reconstruction, "lpips_checkpoint", plan.lpips_checkpoint),
+        (reconstruction, "lpips_target_cache", plan.lpips_target_cache),
     ):
         if getattr(section, name) is None:
             setattr(section, name, value)

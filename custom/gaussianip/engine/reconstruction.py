@@ -27,6 +27,7 @@ from gaussianip.body import BodyModel
 from gaussianip.cameras import project_points
 from gaussianip.data.human_cameras import select_views
 from gaussianip.engine.faults import NonFiniteGuard
+from gaussianip.engine.lpips_targets import LpipsTargets
 from gaussianip.engine.stage1 import check_backend, check_background
 from gaussianip.errors import AssetError, ConfigError
 from gaussianip.gaussians import GaussianModel
@@ -54,6 +55,10 @@ class ReconstructionConfig:
     # used alone, None is False (one batched call).
     lpips_checkpoint: bool | None = None
     lpips_autocast: bool = True
+    # The refined views' VGG features computed once and kept on the device (the same loss,
+    # a third less LPIPS arithmetic a step, 256 MB a 1024-px view: gaussianip.engine.
+    # lpips_targets). None: a run takes it from its memory plan; used alone, None is False.
+    lpips_target_cache: bool | None = None
     # torch.compile the LPIPS network: fuses the elementwise normalisation and differences
     # of its five 1024-px feature maps, which eager mode runs as separate memory-bound
     # kernels (most of a reconstruction step's time on an H100).
@@ -218,6 +223,13 @@ class Reconstructor:
         self.lpips = lpips_model
         if self.lpips is None and self.cfg.lambda_lpips > 0:
             self.lpips = build_lpips(self.cfg, model.means.device)
+        self.lpips_targets: LpipsTargets | None = None
+        if self.lpips is not None and self.cfg.lpips_target_cache:
+            nchw = self._lpips_size(self.targets.permute(0, 3, 1, 2))
+            self.lpips_targets = LpipsTargets(
+                self.lpips, nchw, autocast=self.cfg.lpips_autocast and nchw.is_cuda,
+                compile=self.cfg.lpips_compile,
+            )  # fmt: skip
         if (self.cfg.lambda_face > 0 or self.cfg.lambda_hand > 0) and body is None:
             raise ConfigError("Face and hand patch losses need the body model.")
         self.optimizers = model.make_optimizers()
@@ -234,22 +246,32 @@ class Reconstructor:
         views, self._order = self._order[:take], self._order[take:]
         return views
 
-    def image_loss(self, render: Tensor, target: Tensor) -> dict[str, Tensor]:
-        """L1 and LPIPS [scalars] between images [B, H, W, 3] in [0, 1]."""
+    def _lpips_size(self, images: Tensor) -> Tensor:
+        """``images`` [B, 3, H, W] at ``lpips_resolution`` (unchanged where None)."""
+        side = self.cfg.lpips_resolution
+        if side is None or side == images.shape[-1]:
+            return images
+        return F.interpolate(images, (side, side), mode="bilinear", align_corners=False,
+                             antialias=True)  # fmt: skip
+
+    def image_loss(self, render: Tensor, target: Tensor,
+                   views: list[int] | None = None) -> dict[str, Tensor]:  # fmt: skip
+        """L1 and LPIPS [scalars] between images [B, H, W, 3] in [0, 1]. ``views``: the
+        target views, whose cached LPIPS features are used where there are any."""
         cfg = self.cfg
         terms = {"loss_l1": (render - target).abs().mean()}
         if self.lpips is not None:
-            a, b = render.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2)
-            if cfg.lpips_resolution is not None and cfg.lpips_resolution != a.shape[-1]:
-                size = (cfg.lpips_resolution, cfg.lpips_resolution)
-                a = F.interpolate(a, size, mode="bilinear", align_corners=False, antialias=True)
-                b = F.interpolate(b, size, mode="bilinear", align_corners=False, antialias=True)
+            a = self._lpips_size(render.permute(0, 3, 1, 2))
             # Per-view checkpointing on CUDA only: on the CPU the backward of VGG run one
             # view at a time gave different bits from run to run with several threads
             # (measured; one batched call did not), and a CPU has the memory it saves.
             recompute = bool(cfg.lpips_checkpoint) and a.is_cuda
-            terms["loss_lpips"] = lpips_loss(self.lpips, a, b, recompute,
-                                             cfg.lpips_autocast and a.is_cuda)  # fmt: skip
+            if views is not None and self.lpips_targets is not None:
+                terms["loss_lpips"] = self.lpips_targets.loss(a, views, recompute)
+            else:
+                b = self._lpips_size(target.permute(0, 3, 1, 2))
+                terms["loss_lpips"] = lpips_loss(self.lpips, a, b, recompute,
+                                                 cfg.lpips_autocast and a.is_cuda)  # fmt: skip
         return terms
 
     def _weighted(self, terms: dict[str, Tensor]) -> Tensor:
@@ -267,7 +289,7 @@ class Reconstructor:
             render = render_views(self.model, batch, cfg.background, backend=cfg.backend)  # type: ignore[arg-type]
         target = self.targets[views]
         with record_function("reconstruction/image_loss"):
-            terms = self.image_loss(render["comp_rgb"], target)
+            terms = self.image_loss(render["comp_rgb"], target, views)
         loss = self._weighted(terms)
         for name, weight, centres, radius in (
             ("face", cfg.lambda_face, self._head(), cfg.face_radius),
