@@ -144,6 +144,11 @@ def test_a_run_stopped_in_reconstruction_continues_it(tmp_path, monkeypatch):
     for step in range(stop + 1):
         first.train_step(step)
     torch.save(first.state_dict(stop), tmp_path / "last.pt")
+    # where the refinement's seconds went, part by part, within the phase's own time
+    vcr = first.metrics["phases"]["vcr"]
+    assert set(vcr["parts"]) == {"ring_render", "encode", "denoise", "decode", "png_wait",
+                                 "outputs"}  # fmt: skip
+    assert 0 < sum(vcr["parts"].values()) <= vcr["seconds"] + 0.01
 
     from gaussianip.refine import ViewConsistentRefiner
 

@@ -250,7 +250,9 @@ class GaussianIPPipeline:
         s = self.settings
         cameras = self.sampler.refinement_ring()
         n_views = cameras["c2w"].shape[0]
+        start = time.perf_counter()
         before = self.render_each(cameras)
+        parts = {"ring_render": time.perf_counter() - start}  # seconds, for benchmarks
         refined = self._existing_views(n_views)
         missing = [v for v in range(n_views) if v not in refined]
         if missing:
@@ -269,6 +271,10 @@ class GaussianIPPipeline:
                         writer.save(self.save_dir / VCR_DIR / vcr_view_name(view), image)
 
                 refiner.refine(before, cameras, views=missing, on_step=on_step, on_view=keep)
+                parts.update(refiner.seconds)
+                start = time.perf_counter()
+            parts["png_wait"] = time.perf_counter() - start  # PNGs still queued after decoding
+        start = time.perf_counter()
         after = torch.stack([refined[v] for v in range(n_views)])
         if self.save_dir is not None:
             for view in range(n_views):  # views reused from an earlier run: every view here
@@ -280,8 +286,10 @@ class GaussianIPPipeline:
             rows = torch.cat([thumbnails(torch.cat([before[i : i + 8], after[i : i + 8]]), size)
                               for i in range(0, n_views, 8)])  # fmt: skip
             save_png(self.save_dir / "vcr_views.png", image_grid(rows, columns=8, gap=4))
+        parts["outputs"] = time.perf_counter() - start
         self._end_phase("vcr", views=n_views, reused_views=n_views - len(missing),
-                        denoising_steps=s.vcr.refine_steps)  # fmt: skip
+                        denoising_steps=s.vcr.refine_steps,
+                        parts={k: round(v, 3) for k, v in parts.items()})  # fmt: skip
         self.refined = after
         if self.device.type == "cuda":
             self.prior.offload()  # reconstruction needs no diffusion model: free its memory

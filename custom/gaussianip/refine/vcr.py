@@ -14,6 +14,7 @@ views (in chunks of ``chunk_size`` views).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +114,22 @@ def refinement_prompt(prompt: str, azimuth: float, cfg: VCRConfig) -> str:
     return prompt + cfg.view_suffix.format(side=side_name(azimuth))
 
 
+class _PartClock:
+    """Seconds between laps, each lap after the device's queued work (a CUDA
+    synchronisation: the refinement's parts are seconds long, so it costs nothing)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.seconds = torch.device(device), {}
+        self._start = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._start, 3)
+        self._start = now
+
+
 class ViewConsistentRefiner:
     """``refine(images, cameras) -> refined images``, with the prior's models frozen."""
 
@@ -131,6 +148,9 @@ class ViewConsistentRefiner:
         self.timesteps = refinement_timesteps(cfg.num_inference_steps, cfg.refine_steps,
                                               cfg.timestep_ladder)  # fmt: skip
         self.unet_calls = 0  # counted for tests and benchmarks
+        # Seconds of the last refine() by part: "encode", "denoise", "decode" (decoding
+        # and on_view), each ended by a device synchronisation (benchmarks read them).
+        self.seconds: dict[str, float] = {}
 
     # ------------------------------------------------------------------ conditions
     def _contexts(self, azimuths: list[float]) -> tuple[Tensor, Tensor]:
@@ -184,6 +204,7 @@ class ViewConsistentRefiner:
         else:  # independent denoising: every view alone (the paper's ablation)
             plan, groups = None, [("off", list(wanted))]
 
+        clock = _PartClock(prior.device)
         uncond, cond = self._contexts([float(a) for a in cameras["azimuth"]])
         pose = self.pose_images(cameras, height).to(prior.device) if self.pose_images else None
         # One seeded generator: the shared noise first, then every view's posterior sample
@@ -196,6 +217,7 @@ class ViewConsistentRefiner:
         noise = noise.to(latents)
         t0 = self.timesteps[:1].to(prior.device)
         z = self.scheduler.add_noise(latents, noise.expand_as(latents), t0)
+        clock.lap("encode")
 
         state = VCRState(plan, cfg.lambda_self)  # type: ignore[arg-type]
         if prior.adapter is not None:
@@ -219,11 +241,14 @@ class ViewConsistentRefiner:
         finally:
             if prior.adapter is not None:
                 prior.adapter.set_scale(prior.cfg.id_scale)
+        clock.lap("denoise")
         refined: dict[int, Tensor] = {}
         for v in wanted:
             refined[v] = prior.decode_latents(z[v : v + 1])[0]
             if on_view is not None:
                 on_view(v, refined[v])
+        clock.lap("decode")
+        self.seconds = clock.seconds
         return refined
 
     def _guided_noise(self, state: VCRState, mode: str, chunk: list[int], z: Tensor,
