@@ -10,10 +10,10 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 config="${1:-custom/gaussianip/configs/gaussianip-tiny.yaml}"
 shift || true
-if [ ! -d /tmp/site/gsplat ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site "$repo"/.whl/*.whl "$repo"/.whl-ts/*.whl
-fi
+install() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+                --target /tmp/site "$@"; }
+[ -d /tmp/site/gsplat ] || install "$repo"/.whl/*.whl
+[ -d /tmp/site/nerfacc ] || install "$repo"/.whl-ts/*.whl
 export PYTHONPATH="/tmp/site:$repo/custom:$repo/tests/threestudio_stubs"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-16}"
 root="$repo/threestudio-src"

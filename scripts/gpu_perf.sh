@@ -4,7 +4,7 @@
 #   bash scripts/gpu_perf.sh [STEP ...]
 # steps: gsplat pose s1cold s1warm s1model full cap anim repro whole fastwhole runwall
 #        networks onepass onepasswhole gsplatcache warmup fractions coldfractions graphtests
-#        packgsplat paperrun s1variant batch
+#        packgsplat paperrun s1variant batch warmupboth tslaunch
 # TAG=_name suffixes the files of fractions/coldfractions/paperrun/runwall (A/B in one call).
 # MEMCAP=GIB caps fractions/coldfractions/paperrun/runwall (default 8; MEMCAP= runs uncapped,
 # where the memory plan picks the large-GPU switches).
@@ -76,6 +76,27 @@ for step in "${steps[@]}"; do
         warmup) rm -rf "$TORCHINDUCTOR_CACHE_DIR"
                 python3 -m gaussianip warmup --config "${PAPER_CONFIG:-configs/bench/paper.yaml}" \
                     > "$out/warmup.log" 2>&1; tail -3 "$out/warmup.log" ;;
+        # install.sh's warm-up for the paper preset in both memory plans, the two at once
+        # (a machine lent for one call serves runs of either plan afterwards).
+        warmupboth) rm -rf "$TORCHINDUCTOR_CACHE_DIR"
+                python3 -m gaussianip warmup --config configs/bench/paper.yaml \
+                    > "$out/warmup_large.log" 2>&1 &
+                python3 -m gaussianip warmup --config configs/bench/paper.yaml \
+                    system.memory.mode=small > "$out/warmup_small.log" 2>&1
+                wait; tail -n 2 "$out"/warmup_*.log ;;
+        # threestudio's own launch.py, the paper preset with the random-weight prior, timed
+        # like paperrun (carry .whl-ts and threestudio-src; waits up to 15 min for them, as a
+        # later device call brings them). The trial folder stays in /tmp/tslaunch.
+        tslaunch) end=$(( $(date +%s) + 900 ))
+                while { [ ! -f threestudio-src/launch.py ] || [ ! -d .whl-ts ]; } && [ "$(date +%s)" -lt "$end" ]; do sleep 5; done
+                log="$out/tslaunch.log"
+                echo "start $(date +%s.%N)" > "$log"
+                OUT=/tmp/tslaunch timeout -s INT "${RUN_TIMEOUT:-590}" bash scripts/gpu_launch_threestudio.sh \
+                    custom/gaussianip/configs/gaussianip.yaml system.prior.preset=random \
+                    system.face_analyser=stand-in system.reconstruction.lpips_pretrained=false >> "$log" 2>&1
+                rc=$?; echo "end $(date +%s.%N) rc=$rc" >> "$log"
+                cp /tmp/tslaunch/threestudio-run/*/*/save/metrics.json "$out/tslaunch_metrics.json" 2>/dev/null
+                tail -c 600 "$log" ;;
         # After `warmup`: the first run's set-up on that machine, and the steps at fractions.
         fractions) bench $paper --stage1-fraction 0.005 --reconstruction-fraction 0.01 \
                        $cap_args --profile 2 --out "$out/fractions$tag.json" ${S1_ARGS:-} > "$out/fractions$tag.log" 2>&1 ;;
