@@ -86,14 +86,15 @@ for step in "${steps[@]}"; do
                 wait; tail -n 2 "$out"/warmup_*.log ;;
         # threestudio's own launch.py, the paper preset with the random-weight prior, timed
         # like paperrun (carry .whl-ts and threestudio-src; waits up to 15 min for them, as a
-        # later device call brings them). The trial folder stays in /tmp/tslaunch.
+        # later device call brings them). TS_ARGS: more overrides (e.g. trainer.max_steps=1200
+        # for the first half of stage 1). The trial folder stays in /tmp/tslaunch.
         tslaunch) end=$(( $(date +%s) + 900 ))
                 while { [ ! -f threestudio-src/launch.py ] || [ ! -d .whl-ts ]; } && [ "$(date +%s)" -lt "$end" ]; do sleep 5; done
                 log="$out/tslaunch.log"
                 echo "start $(date +%s.%N)" > "$log"
                 OUT=/tmp/tslaunch timeout -s INT "${RUN_TIMEOUT:-590}" bash scripts/gpu_launch_threestudio.sh \
                     custom/gaussianip/configs/gaussianip.yaml system.prior.preset=random \
-                    system.face_analyser=stand-in system.reconstruction.lpips_pretrained=false >> "$log" 2>&1
+                    system.face_analyser=stand-in system.reconstruction.lpips_pretrained=false ${TS_ARGS:-} >> "$log" 2>&1
                 rc=$?; echo "end $(date +%s.%N) rc=$rc" >> "$log"
                 cp /tmp/tslaunch/threestudio-run/*/*/save/metrics.json "$out/tslaunch_metrics.json" 2>/dev/null
                 tail -c 600 "$log" ;;

@@ -232,6 +232,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     vcr_seconds = time.perf_counter() - t0
     result["phases"]["vcr"] = _phase(vcr_seconds, settings.vcr.refine_steps,
                                      settings.vcr.refine_steps, device)  # fmt: skip
+    # where the refinement's time went (ring render, encode, denoise, decode, PNGs)
+    result["phases"]["vcr"]["parts"] = pipeline.metrics["phases"]["vcr"].get("parts", {})
 
     total = settings.reconstruction.steps
     n3 = max(args.warmup + 1, round(total * args.reconstruction_fraction))
