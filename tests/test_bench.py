@@ -28,6 +28,9 @@ def test_bench_reports_every_phase_and_the_profile():
     assert s1["full_seconds_is"] == "projected"
     assert abs(s1["full_seconds"] - s1["ms_per_step"] * 8 / 1000) < 0.01
     assert phases["reconstruction"]["full_steps"] == 4
+    vcr = phases["vcr"]  # the refinement by part, within its measured time
+    assert {"encode", "denoise", "decode"} <= set(vcr["parts"])
+    assert sum(vcr["parts"].values()) <= vcr["full_seconds"] + 0.01
     rec = phases["reconstruction"]  # 2 of 4 steps: the first (set-up) untimed, 1 timed
     assert rec["measured_steps"] == 1 and rec["untimed_steps"] == 1
     setup = result["setup"]
