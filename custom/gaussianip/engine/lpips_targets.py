@@ -38,6 +38,21 @@ def lpips_features(model: torch.nn.Module, images: Tensor) -> list[Tensor]:
     return list(parts.net(parts.scaling_layer(2 * images - 1)))
 
 
+def mean_over_views(compare: Callable[..., Tensor], *batch: Tensor,
+                    checkpoint: bool = False) -> Tensor:  # fmt: skip
+    """Mean [scalar] of ``compare(*batch)`` [B, 1, 1, 1] (one value a view).
+    ``checkpoint``: one view at a time, its activations recomputed in backward (the same
+    value and gradient; the memory of one view instead of B)."""
+    if not checkpoint:
+        return compare(*batch).mean()
+    from torch.utils.checkpoint import checkpoint as recompute
+
+    n = batch[0].shape[0]
+    total = sum(recompute(compare, *[t[i : i + 1] for t in batch], use_reentrant=False).sum()
+                for i in range(n))  # fmt: skip
+    return total / n  # type: ignore[operator]
+
+
 def lpips_against_features(model: torch.nn.Module, images: Tensor,
                            target_features: Sequence[Tensor]) -> Tensor:  # fmt: skip
     """LPIPS [B, 1, 1, 1] of ``images`` [B, 3, H, W] in [0, 1] against targets given by
@@ -87,14 +102,7 @@ class LpipsTargets:
         ``views`` [B]. ``checkpoint``: one view at a time, recomputed in backward."""
         index = torch.as_tensor(list(views), device=self.features[0].device)
         targets = [f.index_select(0, index) for f in self.features]
-        if not checkpoint:
-            return self._compare_fn(images, *targets).mean()
-        from torch.utils.checkpoint import checkpoint as recompute
-
-        total = sum(recompute(self._compare_fn, images[i : i + 1],
-                              *[t[i : i + 1] for t in targets], use_reentrant=False).sum()
-                    for i in range(images.shape[0]))  # fmt: skip
-        return total / images.shape[0]  # type: ignore[operator]
+        return mean_over_views(self._compare_fn, images, *targets, checkpoint=checkpoint)
 
 
-__all__ = ["LpipsTargets", "lpips_against_features", "lpips_features"]
+__all__ = ["LpipsTargets", "lpips_against_features", "lpips_features", "mean_over_views"]

@@ -27,7 +27,7 @@ from gaussianip.body import BodyModel
 from gaussianip.cameras import project_points
 from gaussianip.data.human_cameras import select_views
 from gaussianip.engine.faults import NonFiniteGuard
-from gaussianip.engine.lpips_targets import LpipsTargets
+from gaussianip.engine.lpips_targets import LpipsTargets, mean_over_views
 from gaussianip.engine.stage1 import check_backend, check_background
 from gaussianip.errors import AssetError, ConfigError
 from gaussianip.gaussians import GaussianModel
@@ -169,18 +169,11 @@ def lpips_loss(model: torch.nn.Module, a: Tensor, b: Tensor, checkpoint: bool = 
     same value and gradient; memory of one view instead of B). ``autocast``: bf16 on CUDA.
     """
 
-    def one(x: Tensor, y: Tensor) -> Tensor:
+    def compare(x: Tensor, y: Tensor) -> Tensor:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            return model(x, y, normalize=True).float().sum()
+            return model(x, y, normalize=True).float()
 
-    if not checkpoint:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            return model(a, b, normalize=True).float().mean()
-    from torch.utils.checkpoint import checkpoint as recompute
-
-    total = sum(recompute(one, a[i : i + 1], b[i : i + 1], use_reentrant=False)
-                for i in range(a.shape[0]))  # fmt: skip
-    return total / a.shape[0]  # type: ignore[operator]
+    return mean_over_views(compare, a, b, checkpoint=checkpoint)
 
 
 def patch_boxes(centres: Tensor, radius: float, batch: dict[str, Any]) -> Tensor:
